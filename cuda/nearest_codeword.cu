@@ -1,0 +1,196 @@
+// Host side of the fused nearest-codeword search: plans the launch, prepares the bf16 operands, runs the
+// three kernels of nearest_codeword.cuh on the current stream (no host synchronisation: CUDA-graph safe).
+// Only c10's CUDA headers: ATen/cuda/CUDAContext.h would pull in cuBLAS/cuSPARSE headers that a bare toolkit lacks.
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "nearest_codeword.cuh"
+
+namespace {
+
+struct Plan {
+  int padded_dim;   // Dp: D (+2 augmented columns) rounded up to the reduction chunk
+  int bk;           // reduction chunk
+  bool augment;     // code norms folded into the MMA (small-D l2)
+  bool resident;    // Dp == bk: row tile kept in registers
+  int mt, lists_c;  // m16 tiles per warp (BM = 64 * mt), candidates per lane list
+  int splits, keep;
+};
+
+int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+template <int BK, int MT, int C, bool RESIDENT>
+void launch_score(const Plan& plan, const at::Tensor& xp, const at::Tensor& cp, const at::Tensor& bias, int n,
+                  int k_codes, at::Tensor& cand_val, at::Tensor& cand_idx, cudaStream_t stream) {
+  auto kernel = tzoo::score_topc<BK, MT, C, RESIDENT>;
+  const size_t smem = tzoo::score_topc_smem<BK, MT, RESIDENT>();
+  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const int bm = tzoo::kWarpsM * 16 * MT;
+  const int code_tiles = (k_codes + tzoo::kBN - 1) / tzoo::kBN;
+  const int codes_per_split = (code_tiles + plan.splits - 1) / plan.splits * tzoo::kBN;
+  dim3 grid((n + bm - 1) / bm, plan.splits);
+  kernel<<<grid, tzoo::kThreads, smem, stream>>>(
+      reinterpret_cast<const __nv_bfloat16*>(xp.data_ptr<at::BFloat16>()),
+      reinterpret_cast<const __nv_bfloat16*>(cp.data_ptr<at::BFloat16>()),
+      bias.defined() ? bias.data_ptr<float>() : nullptr, n, k_codes, plan.padded_dim, codes_per_split,
+      cand_val.data_ptr<float>(), cand_idx.data_ptr<int>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <int MT, int C>
+void dispatch_chunk(const Plan& p, const at::Tensor& xp, const at::Tensor& cp, const at::Tensor& bias, int n,
+                    int k_codes, at::Tensor& val, at::Tensor& idx, cudaStream_t s) {
+  if (p.resident) {
+    switch (p.bk) {
+      case 16: return launch_score<16, MT, C, true>(p, xp, cp, bias, n, k_codes, val, idx, s);
+      case 32: return launch_score<32, MT, C, true>(p, xp, cp, bias, n, k_codes, val, idx, s);
+      case 48: return launch_score<48, MT, C, true>(p, xp, cp, bias, n, k_codes, val, idx, s);
+      case 64: return launch_score<64, MT, C, true>(p, xp, cp, bias, n, k_codes, val, idx, s);
+    }
+  } else {
+    switch (p.bk) {
+      case 32: return launch_score<32, MT, C, false>(p, xp, cp, bias, n, k_codes, val, idx, s);
+      case 64: return launch_score<64, MT, C, false>(p, xp, cp, bias, n, k_codes, val, idx, s);
+    }
+  }
+  TORCH_CHECK(false, "nearest_codeword: no kernel for reduction chunk ", p.bk);
+}
+
+// Codebook splits that minimise the waves of the score kernel (each split adds candidates to re-rank).
+int choose_splits(int row_tiles, int code_tiles, int slots, int max_splits) {
+  int best = 1;
+  double best_cost = 1e30;
+  for (int s = 1; s <= std::min(max_splits, code_tiles); ++s) {
+    const double waves = static_cast<double>((row_tiles * s + slots - 1) / slots);
+    const double cost = waves / s * (1.0 + 0.02 * s);
+    if (cost < best_cost - 1e-9) { best_cost = cost; best = s; }
+  }
+  return best;
+}
+
+Plan make_plan(int n, int k_codes, int dim, int k, bool cosine, int sm_count) {
+  Plan p{};
+  if (!cosine && dim <= 32) {
+    p.augment = true;
+    p.padded_dim = round_up(dim + 2, 16);
+    p.bk = p.padded_dim;
+  } else if (dim <= 64) {
+    p.padded_dim = round_up(dim, 16);
+    p.bk = p.padded_dim;
+  } else {
+    p.padded_dim = round_up(dim, 32);
+    p.bk = p.padded_dim % 64 == 0 ? 64 : 32;
+  }
+  p.resident = p.padded_dim == p.bk;
+  p.lists_c = k <= 4 ? 4 : 16;
+  p.mt = k <= 4 ? 2 : 1;
+  const int bm = tzoo::kWarpsM * 16 * p.mt;
+  const int max_splits = tzoo::kMaxPerLane * 32 / (tzoo::kListsPerCta * p.lists_c);
+  const int code_tiles = (k_codes + tzoo::kBN - 1) / tzoo::kBN;
+  const int splits = choose_splits((n + bm - 1) / bm, code_tiles, sm_count, max_splits);
+  const int tiles_per_split = (code_tiles + splits - 1) / splits;
+  p.splits = (code_tiles + tiles_per_split - 1) / tiles_per_split;  // no empty split
+  p.keep = std::min(32, std::max({8, 2 * k}));
+  return p;
+}
+
+template <typename T>
+void prepare(const at::Tensor& src, const float* center, bool normalize, float scale, int augment, at::Tensor& dst,
+             float* norms, cudaStream_t stream) {
+  const int64_t rows = src.size(0);
+  const int threads = 256;
+  const int64_t blocks = (rows * 32 + threads - 1) / threads;
+  tzoo::prepare_rows<T><<<blocks, threads, 0, stream>>>(
+      reinterpret_cast<const T*>(src.data_ptr()), rows, static_cast<int>(src.size(1)), src.stride(0), src.stride(1),
+      center, normalize, scale, augment, reinterpret_cast<__nv_bfloat16*>(dst.data_ptr<at::BFloat16>()),
+      static_cast<int>(dst.size(1)), norms);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename T, bool COSINE>
+void finalize(const at::Tensor& x, const at::Tensor& cb, const at::Tensor& cand_val, const at::Tensor& cand_idx,
+              int keep, int k, at::Tensor& out_idx, at::Tensor& out_dist, cudaStream_t stream) {
+  const int n = static_cast<int>(x.size(0));
+  const int threads = 256;
+  const int blocks = (n * 32 + threads - 1) / threads;
+  tzoo::finalize<T, COSINE><<<blocks, threads, 0, stream>>>(
+      reinterpret_cast<const T*>(x.data_ptr()), x.stride(0), x.stride(1), reinterpret_cast<const T*>(cb.data_ptr()),
+      cb.stride(0), cb.stride(1), static_cast<int>(x.size(1)), n, cand_val.data_ptr<float>(),
+      cand_idx.data_ptr<int>(), static_cast<int>(cand_val.size(1)), keep, k, out_idx.data_ptr<int64_t>(),
+      out_dist.data_ptr<float>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename T>
+void run(const at::Tensor& x, const at::Tensor& cb, int64_t k, bool cosine, at::Tensor& out_idx,
+         at::Tensor& out_dist) {
+  const int n = static_cast<int>(x.size(0)), k_codes = static_cast<int>(cb.size(0)), dim = static_cast<int>(x.size(1));
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  int sms = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, x.get_device()));
+  const Plan plan = make_plan(n, k_codes, dim, static_cast<int>(k), cosine, sms);
+
+  auto bf16 = x.options().dtype(at::kBFloat16);
+  auto f32 = x.options().dtype(at::kFloat);
+  at::Tensor xp = at::empty({n, plan.padded_dim}, bf16);
+  at::Tensor cp = at::empty({k_codes, plan.padded_dim}, bf16);
+  at::Tensor center, bias;
+  if (!cosine) center = at::mean(cb, {0}, false, at::kFloat).contiguous();
+  if (!cosine && !plan.augment) bias = at::empty({k_codes}, f32);
+  const float* c_ptr = center.defined() ? center.data_ptr<float>() : nullptr;
+  prepare<T>(x, c_ptr, cosine, cosine ? -1.f : -2.f, plan.augment ? 1 : 0, xp, nullptr, stream);
+  prepare<T>(cb, c_ptr, cosine, 1.f, plan.augment ? 2 : 0, cp, bias.defined() ? bias.data_ptr<float>() : nullptr,
+             stream);
+
+  const int lists = plan.splits * tzoo::kListsPerCta * plan.lists_c;
+  at::Tensor cand_val = at::empty({n, lists}, f32);
+  at::Tensor cand_idx = at::empty({n, lists}, x.options().dtype(at::kInt));
+  if (plan.lists_c == 4) {
+    dispatch_chunk<2, 4>(plan, xp, cp, bias, n, k_codes, cand_val, cand_idx, stream);
+  } else {
+    dispatch_chunk<1, 16>(plan, xp, cp, bias, n, k_codes, cand_val, cand_idx, stream);
+  }
+  if (cosine) {
+    finalize<T, true>(x, cb, cand_val, cand_idx, plan.keep, static_cast<int>(k), out_idx, out_dist, stream);
+  } else {
+    finalize<T, false>(x, cb, cand_val, cand_idx, plan.keep, static_cast<int>(k), out_idx, out_dist, stream);
+  }
+}
+
+}  // namespace
+
+// (indices [N, k] int64, distances [N, k] float32) of the k nearest codes; metric "l2" (squared) or "cosine".
+std::vector<at::Tensor> nearest_codeword_cuda(const at::Tensor& x, const at::Tensor& codebook, int64_t k,
+                                              const std::string& metric) {
+  TORCH_CHECK(x.is_cuda() && codebook.is_cuda(), "nearest_codeword_cuda: tensors must be on a CUDA device");
+  TORCH_CHECK(x.device() == codebook.device(), "nearest_codeword_cuda: x and codebook on different devices");
+  TORCH_CHECK(x.dim() == 2 && codebook.dim() == 2 && x.size(1) == codebook.size(1),
+              "nearest_codeword_cuda: expected x [N, D] and codebook [K, D]");
+  TORCH_CHECK(x.scalar_type() == codebook.scalar_type(), "nearest_codeword_cuda: x and codebook dtypes differ");
+  TORCH_CHECK(metric == "l2" || metric == "cosine", "nearest_codeword_cuda: unknown metric ", metric);
+  TORCH_CHECK(k >= 1 && k <= 16 && k <= codebook.size(0), "nearest_codeword_cuda: need 1 <= k <= min(16, K)");
+  TORCH_CHECK(codebook.size(0) < (int64_t{1} << 31) && x.size(0) < (int64_t{1} << 31),
+              "nearest_codeword_cuda: N and K must be below 2^31");
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t n = x.size(0);
+  at::Tensor out_idx = at::empty({n, k}, x.options().dtype(at::kLong));
+  at::Tensor out_dist = at::empty({n, k}, x.options().dtype(at::kFloat));
+  if (n == 0) return {out_idx, out_dist};
+  const bool cosine = metric == "cosine";
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "nearest_codeword_cuda", [&] {
+    using T = std::conditional_t<std::is_same_v<scalar_t, at::Half>, __half,
+                                 std::conditional_t<std::is_same_v<scalar_t, at::BFloat16>, __nv_bfloat16, scalar_t>>;
+    run<T>(x, codebook, k, cosine, out_idx, out_dist);
+  });
+  return {out_idx, out_dist};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("nearest_codeword", &nearest_codeword_cuda, "k nearest codes (fused bf16 scores + exact float64 re-rank)");
+}

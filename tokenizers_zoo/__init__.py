@@ -1,0 +1,23 @@
+"""tokenizers_zoo: discrete image, audio and graph tokenizers behind one interface.
+
+>>> import tokenizers_zoo
+>>> tokenizers_zoo.list_models("vqvae*")
+['vqvae_tiny']
+"""
+
+__version__ = "0.1.0"
+
+from . import ops
+from .hub import CheckpointError, load_pretrained as from_pretrained
+from .interfaces import Decoder, Encoder, Quantizer
+from .models import AudioTokenizer, GraphTokenizer, ImageTokenizer, Tokenizer, TokenizerConfig
+from .outputs import CodebookStats, EncodeOutput, QuantizerOutput, TokenizerOutput
+from .registry import ModelInfo, create_model, is_model, list_models, model_info, register_model
+from .specs import AudioSpec, GraphSpec, ImageSpec
+
+__all__ = [
+    "AudioSpec", "AudioTokenizer", "CheckpointError", "CodebookStats", "Decoder", "EncodeOutput", "Encoder",
+    "GraphSpec", "GraphTokenizer", "ImageSpec", "ImageTokenizer", "ModelInfo", "Quantizer", "QuantizerOutput",
+    "Tokenizer", "TokenizerConfig", "TokenizerOutput", "create_model", "from_pretrained", "is_model",
+    "list_models", "model_info", "ops", "register_model",
+]

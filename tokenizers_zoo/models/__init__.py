@@ -1,0 +1,9 @@
+"""Tokenizer base classes and the model families (importing this registers every family)."""
+
+from .audio import AudioTokenizer
+from .graph import GraphTokenizer
+from .image import ImageTokenizer
+from .tokenizer import Tokenizer, TokenizerConfig
+from .vqvae import VQVAE, VQVAEConfig
+
+__all__ = ["AudioTokenizer", "GraphTokenizer", "ImageTokenizer", "Tokenizer", "TokenizerConfig", "VQVAE", "VQVAEConfig"]

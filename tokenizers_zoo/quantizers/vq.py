@@ -1,0 +1,190 @@
+"""Plain vector quantization (VQ-VAE), the base the other codebook quantizers extend."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from .. import distributed
+from ..interfaces import Quantizer, from_vectors, to_vectors
+from ..ops import METRICS, nearest_codeword
+from ..outputs import QuantizerOutput
+from .kmeans import kmeans
+from .stats import stats_from_counts
+
+_MIN_DEAD_USAGE = 1e-3  # running usage below which a code counts as dead in the statistics
+
+
+class VectorQuantizer(Quantizer):
+    """Nearest code by L2 or cosine distance, straight-through gradients.
+
+    Args:
+        dim: size of the vectors (dim 1 of the latent).
+        codebook_size: number of codes K.
+        metric: ``"l2"`` or ``"cosine"`` (vectors and codes l2-normalised, as in Improved VQGAN / LlamaGen).
+        beta: commitment weight on ``||z - sg(e)||^2``.
+        codebook_weight: weight of the codebook loss ``||sg(z) - e||^2`` (gradient-trained codebooks only).
+        ema: learn the codebook by exponential moving averages of assigned vectors instead of gradients.
+        decay: EMA decay of the codebook statistics (also of the running usage used for dead codes).
+        kmeans_init: initialise the codebook with k-means on the first training batch.
+        kmeans_iters: Lloyd iterations of that k-means.
+        dead_code_threshold: restart codes whose running usage (EMA of per-step counts over all ranks)
+            falls below this, with vectors from the current batch. 0 disables restarts.
+        sync: keep the codebook identical across DDP ranks (``"auto"``: whenever a process group with
+            several ranks is initialised, decided at each training forward).
+
+    All quantizer math runs in float32, also under autocast; ``quantized`` has the input's dtype.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        metric: str = "l2",
+        beta: float = 0.25,
+        codebook_weight: float = 1.0,
+        ema: bool = False,
+        decay: float = 0.99,
+        kmeans_init: bool = False,
+        kmeans_iters: int = 10,
+        dead_code_threshold: float = 0.0,
+        sync: bool | Literal["auto"] = "auto",
+    ):
+        super().__init__()
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        if dim < 1 or codebook_size < 1:
+            raise ValueError(f"dim and codebook_size must be positive, got {dim} and {codebook_size}")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        if sync not in (True, False, "auto"):
+            raise ValueError(f"sync must be True, False or 'auto', got {sync!r}")
+        self.dim, self.codebook_size, self.metric = dim, codebook_size, metric
+        self.beta, self.codebook_weight = beta, codebook_weight
+        self.ema, self.decay = ema, decay
+        self.kmeans_init, self.kmeans_iters = kmeans_init, kmeans_iters
+        self.dead_code_threshold, self.sync = dead_code_threshold, sync
+
+        codebook = torch.empty(codebook_size, dim).uniform_(-1.0 / codebook_size, 1.0 / codebook_size)
+        if ema:
+            self.register_buffer("codebook", codebook)
+            self.register_buffer("embed_sum", codebook.clone())
+        else:
+            self.codebook = torch.nn.Parameter(codebook)
+        self.register_buffer("cluster_size", torch.ones(codebook_size))
+        self.register_buffer("initialized", torch.tensor(not kmeans_init))
+
+    def get_codebook(self) -> torch.Tensor:
+        """The ``[K, dim]`` float32 table the lookup searches (unit rows for the cosine metric)."""
+        codebook = self.codebook.float()
+        return F.normalize(codebook, dim=1) if self.metric == "cosine" else codebook
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        codes = F.embedding(indices, self.get_codebook())
+        return codes.movedim(-1, 1)
+
+    def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> QuantizerOutput:
+        if z.ndim < 2 or z.shape[1] != self.dim:
+            raise ValueError(f"expected a latent with {self.dim} features on dim 1, got shape {tuple(z.shape)}")
+        valid = _flat_mask(mask, z)
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z, valid)
+
+    def _quantize(self, z: torch.Tensor, valid: torch.Tensor | None) -> QuantizerOutput:
+        vectors = to_vectors(z).float()
+        if self.metric == "cosine":
+            vectors = F.normalize(vectors, dim=1)
+        sync = self._sync_enabled()
+        if self.training and not bool(self.initialized):
+            self._init_codebook(_select(vectors, valid), sync)
+
+        codebook = self.get_codebook()
+        indices = nearest_codeword(vectors, codebook, metric=self.metric).indices
+        codes = F.embedding(indices, codebook)
+        losses = {"commitment": self.beta * _masked_mse(vectors, codes.detach(), valid)}
+        if not self.ema:
+            losses["codebook"] = self.codebook_weight * _masked_mse(codes, vectors.detach(), valid)
+        quantized = codes.detach() + (vectors - vectors.detach())  # straight-through; value is exactly the code
+
+        counts = torch.bincount(_select(indices, valid), minlength=self.codebook_size).float()
+        if sync:
+            distributed.all_reduce_sum(counts)
+        if self.training:
+            self._update_codebook(_select(vectors, valid).detach(), _select(indices, valid), counts, sync)
+        dead = (self.cluster_size < max(self.dead_code_threshold, _MIN_DEAD_USAGE)).sum()
+        return QuantizerOutput(
+            quantized=from_vectors(quantized, z.shape).to(z.dtype),
+            indices=indices.reshape(z.shape[0], *z.shape[2:]),
+            loss=sum(losses.values()),
+            stats=stats_from_counts(counts, dead),
+            losses=losses,
+        )
+
+    def _sync_enabled(self) -> bool:
+        return self.training and self.sync is not False and distributed.is_distributed()
+
+    @torch.no_grad()
+    def _init_codebook(self, vectors: torch.Tensor, sync: bool) -> None:
+        """k-means on the batch (every rank's vectors under DDP), then rank 0's result everywhere."""
+        samples = distributed.all_gather_rows(vectors) if sync else vectors
+        generator = torch.Generator().manual_seed(0)
+        centroids = kmeans(samples, self.codebook_size, self.kmeans_iters, self.metric, generator)
+        if sync:
+            distributed.broadcast(centroids)
+        self._set_codes(torch.ones(self.codebook_size, dtype=torch.bool, device=centroids.device), centroids, 1.0)
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _update_codebook(self, vectors, indices, counts, sync) -> None:
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        if self.ema:
+            sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, vectors)
+            if sync:
+                distributed.all_reduce_sum(sums)
+            self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+            self.codebook.copy_(self.embed_sum / self.cluster_size.clamp_min(1e-5)[:, None])
+        if self.dead_code_threshold > 0:
+            self._restart_dead_codes(vectors, sync)
+
+    @torch.no_grad()
+    def _restart_dead_codes(self, vectors: torch.Tensor, sync: bool) -> None:
+        """Replace codes used less than the threshold by random batch vectors (rank 0's, under DDP)."""
+        dead = self.cluster_size < self.dead_code_threshold
+        num_dead = int(dead.sum())
+        if num_dead == 0 or vectors.shape[0] == 0:
+            return
+        picks = torch.randint(vectors.shape[0], (num_dead,), device=vectors.device)
+        replacements = vectors[picks]
+        if sync:
+            distributed.broadcast(replacements)
+        self._set_codes(dead, replacements, self.dead_code_threshold)
+
+    def _set_codes(self, which: torch.Tensor, vectors: torch.Tensor, usage: float) -> None:
+        """Overwrite the codes selected by the mask ``which`` and restart their statistics at ``usage``."""
+        self.codebook.data[which] = vectors.to(self.codebook.dtype)
+        self.cluster_size[which] = usage
+        if self.ema:
+            self.embed_sum[which] = vectors * usage
+
+
+def _flat_mask(mask: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    expected = (z.shape[0], *z.shape[2:])
+    if mask.dtype != torch.bool or tuple(mask.shape) != expected:
+        raise ValueError(f"mask must be a bool tensor of shape {expected}, got {mask.dtype} {tuple(mask.shape)}")
+    return mask.reshape(-1)
+
+
+def _select(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    return values if valid is None else values[valid]
+
+
+def _masked_mse(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    per_vector = (a - b).square().mean(dim=1)
+    if valid is None:
+        return per_vector.mean()
+    return (per_vector * valid).sum() / valid.sum().clamp_min(1)
