@@ -71,10 +71,13 @@ def test_encode_decode_round_trip(capsys, tmp_path, model_dir):
 
 def test_encode_folder_and_decode_one_file(capsys, tmp_path, model_dir):
     tokens = tmp_path / "t.safetensors"
-    assert run(capsys, "encode", model_dir, CIFAR / "cat", "-o", tokens)[0] == 0
-    assert len(load_tokens(tokens).items) == 10
+    assert run(capsys, "encode", model_dir, CIFAR, "-o", tokens)[0] == 0
+    names = [item["name"] for item in load_tokens(tokens).items]
+    assert len(names) == 100 and names[:2] == ["airplane/0000.jpg", "airplane/0001.jpg"]
+    assert run(capsys, "decode", tokens, "-o", tmp_path / "all")[0] == 0
+    assert (tmp_path / "all" / "0099_truck_0009.png").is_file()
     code, _, err = run(capsys, "decode", tokens, "-o", tmp_path / "one.png")
-    assert code == 1 and "holds 10 items" in err
+    assert code == 1 and "holds 100 items" in err
     assert run(capsys, "encode", model_dir, CAT, "-o", tokens)[0] == 0
     assert run(capsys, "decode", tokens, "-o", tmp_path / "one.png")[0] == 0
     assert load_image(tmp_path / "one.png").shape == (3, 32, 32)

@@ -111,7 +111,8 @@ def cmd_info(args) -> None:
 
 
 def cmd_encode(args) -> None:
-    files = _expand_images(args.images)
+    items = _expand_images(args.images)
+    files = list(items.values())
     tokenizer = load_pretrained(args.model, revision=args.revision, device=args.device)
     if tokenizer.input_spec.modality != "image":
         raise ValueError(f"{args.model} is a {tokenizer.input_spec.modality} tokenizer; 'encode' reads images")
@@ -133,7 +134,7 @@ def cmd_encode(args) -> None:
         codebook_size=tokenizer.quantizer.codebook_size,
         num_groups=tokenizer.quantizer.num_groups,
         input_spec=tokenizer.input_spec.to_dict(),
-        items=[{"name": f.name, "shape": list(image.shape)} for f, image in zip(files, images)],
+        items=[{"name": name, "shape": list(image.shape)} for name, image in zip(items, images)],
         tokens=tokens,
     )
     save_tokens(args.output, token_file)
@@ -190,16 +191,17 @@ def cmd_train(args) -> None:
     run_recipe(args.recipe, args.data, args.output, {"steps": args.steps} if args.steps else None)
 
 
-def _expand_images(paths: list[str]) -> list[Path]:
-    files = []
+def _expand_images(paths: list[str]) -> dict[str, Path]:
+    """Item name -> file: a file keeps its name, images found in a folder are named by their path in it."""
+    items = {}
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(list_images(path))
+            items.update({f.relative_to(path).as_posix(): f for f in list_images(path)})
         elif path.is_file():
-            files.append(path)
+            items[path.name] = path
         else:
             raise FileNotFoundError(f"no image file or folder {path}")
-    return files
+    return items
 
 
 def _check_fits(token_file: TokenFile, tokenizer, source: str) -> None:
@@ -217,4 +219,4 @@ def _output_paths(output: Path, items: list[dict]) -> list[Path]:
         if len(items) != 1:
             raise ValueError(f"the token file holds {len(items)} items: give a folder, not the file {output}")
         return [output]
-    return [output / f"{i:04d}_{Path(item['name']).stem}.png" for i, item in enumerate(items)]
+    return [output / f"{i:04d}_{Path(item['name']).with_suffix('').as_posix().replace('/', '_')}.png" for i, item in enumerate(items)]
