@@ -36,19 +36,20 @@ def _make_quantizer(**options) -> VectorQuantizer:
     return VectorQuantizer(8, 64, **options).train()
 
 
-def _worker(rank: int, port: int, out_dir: str, options: dict, steps: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def _worker(rank: int, out_dir: str, options: dict, steps: int) -> None:
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only: no interface guessing from the hostname
+    dist.init_process_group("gloo", init_method=f"file://{out_dir}/rendezvous", rank=rank, world_size=WORLD)
     torch.manual_seed(1000 + rank)  # ranks would sample different restart vectors if not synchronised
     quantizer = _make_quantizer(**options)
     for z in _batches(rank, steps):
         out = quantizer(z)
     torch.save({"state": quantizer.state_dict(), "usage": float(out.stats.usage)}, Path(out_dir) / f"rank{rank}.pt")
+    dist.barrier()  # neither rank tears down while the other is still talking
     dist.destroy_process_group()
 
 
 def _run(tmp_path, options, steps=6):
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path), options, steps), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(str(tmp_path), options, steps), nprocs=WORLD, join=True)
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
@@ -91,7 +92,7 @@ def test_torchrun_training_recipe(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
         "-m", "tokenizers_zoo", "train", str(recipe), "--data", str(CIFAR), "--output", str(tmp_path), "--steps", "3",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     import tokenizers_zoo
