@@ -113,9 +113,7 @@ def cmd_info(args) -> None:
 def cmd_encode(args) -> None:
     items = _expand_images(args.images)
     files = list(items.values())
-    tokenizer = load_pretrained(args.model, revision=args.revision, device=args.device)
-    if tokenizer.input_spec.modality != "image":
-        raise ValueError(f"{args.model} is a {tokenizer.input_spec.modality} tokenizer; 'encode' reads images")
+    tokenizer = _image_tokenizer(args)
     images = [load_image(f, args.size) for f in files]
     tokens: list[torch.Tensor] = [torch.empty(0)] * len(files)
     by_shape = defaultdict(list)
@@ -154,7 +152,7 @@ def cmd_decode(args) -> None:
 
 def cmd_eval(args) -> None:
     files = list_images(args.data)[: args.limit]
-    tokenizer = load_pretrained(args.model, revision=args.revision, device=args.device)
+    tokenizer = _image_tokenizer(args)
     usage, scores = CodebookUsage(tokenizer.quantizer.codebook_size), []
     with torch.no_grad():
         for start in range(0, len(files), args.batch_size):
@@ -189,6 +187,13 @@ def cmd_train(args) -> None:
     from .training import run_recipe
 
     run_recipe(args.recipe, args.data, args.output, {"steps": args.steps} if args.steps else None)
+
+
+def _image_tokenizer(args):
+    tokenizer = load_pretrained(args.model, revision=args.revision, device=args.device)
+    if tokenizer.input_spec.modality != "image":
+        raise ValueError(f"{args.model} is a {tokenizer.input_spec.modality} tokenizer; '{args.command}' reads images")
+    return tokenizer
 
 
 def _expand_images(paths: list[str]) -> dict[str, Path]:
