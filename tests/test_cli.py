@@ -78,6 +78,8 @@ def test_encode_folder_and_decode_one_file(capsys, tmp_path, model_dir):
     assert (tmp_path / "all" / "0099_truck_0009.png").is_file()
     code, _, err = run(capsys, "decode", tokens, "-o", tmp_path / "one.png")
     assert code == 1 and "holds 100 items" in err
+    assert run(capsys, "encode", model_dir, CIFAR / "cat" / "0001.jpg", CIFAR / "dog" / "0001.jpg", "-o", tokens)[0] == 0
+    assert [item["name"] for item in load_tokens(tokens).items] == ["0001.jpg", "0001.jpg"]  # same names, both kept
     assert run(capsys, "encode", model_dir, CAT, "-o", tokens)[0] == 0
     assert run(capsys, "decode", tokens, "-o", tmp_path / "one.png")[0] == 0
     assert load_image(tmp_path / "one.png").shape == (3, 32, 32)
@@ -89,6 +91,7 @@ def test_eval_reports_psnr_and_usage(capsys, tmp_path, model_dir):
     result = json.loads(out)
     assert result["images"] == 20 and result["codebook_size"] == 300
     assert 0 < result["codebook_usage"] <= 1 and result["psnr_db"] > 0
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir())[:2] == ["airplane_0000.png", "airplane_0001.png"]
     assert len(list((tmp_path / "rec").iterdir())) == 20
 
 

@@ -112,7 +112,7 @@ def cmd_info(args) -> None:
 
 def cmd_encode(args) -> None:
     items = _expand_images(args.images)
-    files = list(items.values())
+    files = [path for _, path in items]
     tokenizer = _image_tokenizer(args)
     images = [load_image(f, args.size) for f in files]
     tokens: list[torch.Tensor] = [torch.empty(0)] * len(files)
@@ -132,7 +132,7 @@ def cmd_encode(args) -> None:
         codebook_size=tokenizer.quantizer.codebook_size,
         num_groups=tokenizer.quantizer.num_groups,
         input_spec=tokenizer.input_spec.to_dict(),
-        items=[{"name": name, "shape": list(image.shape)} for name, image in zip(items, images)],
+        items=[{"name": name, "shape": list(image.shape)} for (name, _), image in zip(items, images)],
         tokens=tokens,
     )
     save_tokens(args.output, token_file)
@@ -164,7 +164,7 @@ def cmd_eval(args) -> None:
             scores.append(psnr(reconstruction, batch).cpu())
             if args.save_reconstructions:
                 for f, image in zip(chunk, reconstruction):
-                    save_image(image, Path(args.save_reconstructions) / f"{f.parent.name}_{f.stem}.png")
+                    save_image(image, Path(args.save_reconstructions) / _png_name(f.relative_to(args.data).as_posix()))
     result = {
         "model": args.model,
         "images": len(files),
@@ -196,14 +196,14 @@ def _image_tokenizer(args):
     return tokenizer
 
 
-def _expand_images(paths: list[str]) -> dict[str, Path]:
-    """Item name -> file: a file keeps its name, images found in a folder are named by their path in it."""
-    items = {}
+def _expand_images(paths: list[str]) -> list[tuple[str, Path]]:
+    """(item name, file) pairs: a file keeps its name, images found in a folder are named by their path in it."""
+    items = []
     for path in map(Path, paths):
         if path.is_dir():
-            items.update({f.relative_to(path).as_posix(): f for f in list_images(path)})
+            items.extend((f.relative_to(path).as_posix(), f) for f in list_images(path))
         elif path.is_file():
-            items[path.name] = path
+            items.append((path.name, path))
         else:
             raise FileNotFoundError(f"no image file or folder {path}")
     return items
@@ -224,4 +224,9 @@ def _output_paths(output: Path, items: list[dict]) -> list[Path]:
         if len(items) != 1:
             raise ValueError(f"the token file holds {len(items)} items: give a folder, not the file {output}")
         return [output]
-    return [output / f"{i:04d}_{Path(item['name']).with_suffix('').as_posix().replace('/', '_')}.png" for i, item in enumerate(items)]
+    return [output / f"{i:04d}_{_png_name(item['name'])}" for i, item in enumerate(items)]
+
+
+def _png_name(name: str) -> str:
+    """A flat PNG file name for an item named by its path, e.g. ``cat/0001.jpg`` -> ``cat_0001.png``."""
+    return Path(name).with_suffix(".png").as_posix().replace("/", "_")
