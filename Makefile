@@ -18,8 +18,8 @@ install: $(STAMP)
 # Tokenize the 100 bundled CIFAR-10 test images with the bundled model, decode them back, report PSNR and codebook use.
 demo: $(STAMP)
 	$(BIN)/tokenizers-zoo list
-	$(BIN)/tokenizers-zoo encode vqvae_tiny tests/data/cifar10 -o $(DEMO)/tokens.safetensors
-	$(BIN)/tokenizers-zoo decode $(DEMO)/tokens.safetensors -o $(DEMO)/decoded
+	$(BIN)/tokenizers-zoo encode vqvae_tiny tests/data/cifar10 -o $(DEMO)/tokens.safetensors --force
+	$(BIN)/tokenizers-zoo decode $(DEMO)/tokens.safetensors -o $(DEMO)/decoded --force
 	$(BIN)/tokenizers-zoo eval vqvae_tiny tests/data/cifar10
 
 test: $(STAMP)

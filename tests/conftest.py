@@ -28,3 +28,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def small_image_model(**quantizer):
+    """A tiny VQ-VAE (taming encoder/decoder, 32 channels) for training tests: an EMA codebook of 64 x 8."""
+    import tokenizers_zoo
+
+    spec = {"type": "vq", "codebook_size": 64, "ema": True, **quantizer}
+    return tokenizers_zoo.create_model("vqvae_tiny", ch=32, z_channels=32, embed_dim=8, quantizer=spec)

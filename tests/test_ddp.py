@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from tokenizers_zoo.quantizers import VectorQuantizer
 
-from conftest import CIFAR
+from conftest import CIFAR, small_image_model
 
 WORLD = 2
 
@@ -107,3 +107,40 @@ def test_without_sync_the_ranks_diverge(tmp_path):
     """Control for the test above: the same run with sync=False leaves different codebooks."""
     rank0, rank1 = _run(tmp_path, {"ema": True, "kmeans_init": True, "dead_code_threshold": 2.0, "sync": False})
     assert not torch.equal(rank0["state"]["codebook"], rank1["state"]["codebook"])
+
+
+def _gan_worker(rank: int, out_dir: str) -> None:
+    from tokenizers_zoo.data import ImageFolder
+    from tokenizers_zoo.objectives import GANObjective
+    from tokenizers_zoo.training import OptimizerConfig, TrainConfig, Trainer
+
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    dist.init_process_group("gloo", init_method=f"file://{out_dir}/rendezvous", rank=rank, world_size=WORLD)
+    torch.manual_seed(0)  # the same initial weights everywhere, as a launcher's seeding gives
+    model = small_image_model(kmeans_init=True, dead_code_threshold=1.0)
+    objective = GANObjective({"type": "patchgan", "channels": 8, "n_layers": 2}, adaptive_weight=True, lecam_weight=0.1)
+    initial = {k: v.clone() for k, v in objective.discriminator.state_dict().items()}
+    config = TrainConfig(steps=3, batch_size=4, log_every=100, find_unused_parameters=True, optimizer=OptimizerConfig(lr=1e-3))
+    trainer = Trainer(model, ImageFolder(CIFAR, hflip=True), config, Path(out_dir) / "run", objective=objective)
+    trainer.fit()
+    torch.save(
+        {"model": model.state_dict(), "objective": objective.state_dict(), "initial": initial, "wrapped": type(trainer.disc_network).__name__},
+        Path(out_dir) / f"gan{rank}.pt",
+    )
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_generator_and_discriminator_identical_on_every_rank(tmp_path):
+    """Two gloo processes train a VQ-VAE against a PatchGAN: every weight of both ends up the same on each rank."""
+    mp.spawn(_gan_worker, args=(str(tmp_path),), nprocs=WORLD, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"gan{r}.pt", weights_only=True) for r in range(WORLD))
+    assert rank0["wrapped"] == "DistributedDataParallel"
+    for part in ("model", "objective"):
+        for key, value in rank0[part].items():
+            if key.endswith(("running_mean", "running_var")):
+                continue  # BatchNorm statistics of each rank's own batches; the discriminator never runs in eval mode
+            assert torch.equal(value, rank1[part][key]), f"{part}: {key} differs between ranks"
+    assert not torch.equal(rank0["objective"]["discriminator.main.0.weight"], rank0["initial"]["main.0.weight"])
+    assert float(rank0["objective"]["lecam.ema_real"]) != 0.0

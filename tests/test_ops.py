@@ -2,21 +2,16 @@
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from tokenizers_zoo.ops import chunk_elements, nearest_codeword
 from tokenizers_zoo.ops.chunked import nearest_codeword_chunked
 
+from op_helpers import LargestTensor, dense_distances
+
 
 def reference(x, codebook, k, metric):
     """Float64 brute force; ties broken by the lowest index (stable sort over ascending indices)."""
-    x, codebook = x.double(), codebook.double()
-    if metric == "l2":
-        dist = (x[:, None, :] - codebook[None]).square().sum(-1)
-    else:
-        dot = (x[:, None, :] * codebook[None]).sum(-1)
-        dist = 1 - dot / (x.norm(dim=1).clamp_min(1e-12)[:, None] * codebook.norm(dim=1).clamp_min(1e-12)[None])
-    values, indices = dist.sort(dim=1, stable=True)
+    values, indices = dense_distances(x, codebook, metric).sort(dim=1, stable=True)
     return indices[:, :k], values[:, :k]
 
 
@@ -75,24 +70,11 @@ def test_ties_go_to_the_lowest_index():
     assert nearest_codeword(x, codebook).indices.tolist() == [1, 0]
 
 
-class _LargestTensor(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for tensor in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(tensor, torch.Tensor):
-                self.largest = max(self.largest, tensor.numel())
-        return out
-
-
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 def test_never_holds_more_than_the_chunk_of_the_score_matrix(metric):
     n, k_codes, dim, budget = 3000, 2500, 16, 1 << 16
     x, codebook = torch.randn(n, dim), torch.randn(k_codes, dim)
-    with _LargestTensor() as recorder:
+    with LargestTensor() as recorder:
         indices, _ = nearest_codeword_chunked(x, codebook, 4, metric, budget)
     assert n * k_codes > 100 * budget
     assert recorder.largest <= budget

@@ -48,8 +48,9 @@ def test_training_forward_returns_losses_and_stats():
     torch.testing.assert_close(out.loss, sum(out.losses.values()))
     out.loss.backward()
     assert model.encoder.conv_in.weight.grad is not None and model.quantizer.codebook.grad is not None
-    reconstruction, indices, loss, losses, stats = out  # also unpacks like a tuple
+    reconstruction, indices, loss, losses, stats, extras = out  # also unpacks like a tuple
     assert out["indices"] is indices and out[0] is reconstruction and 0 <= float(stats.usage) <= 1
+    assert extras["latents"].shape == extras["quantized"].shape == (2, 8, 4, 4)
 
 
 def test_audio_layout_with_lengths():

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import string
-from typing import TYPE_CHECKING
 
 from huggingface_hub import ModelCardData
+from torch import nn
 
-from . import __version__, registry
+from . import registry
+from .version import __version__
 from .resources import data_dir
-
-if TYPE_CHECKING:
-    from .models.tokenizer import Tokenizer
 
 PIPELINE_TAGS = {"image": "image-to-image", "audio": "audio-to-audio", "graph": "graph-ml"}
 
@@ -20,7 +18,7 @@ def read_template(name: str) -> string.Template:
     return string.Template((data_dir("model_cards") / name).read_text(encoding="utf-8"))
 
 
-def render_model_card(model: "Tokenizer") -> str:
+def render_model_card(model: nn.Module) -> str:
     """The card for ``model``: YAML metadata for the Hub, then what it is and how to use it."""
     info = registry.model_info(model.model_name) if model.model_name and registry.is_model(model.model_name) else None
     modality = model.input_spec.modality

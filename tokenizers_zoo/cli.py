@@ -1,27 +1,37 @@
-"""The ``tokenizers-zoo`` command (also ``python -m tokenizers_zoo``): list, info, encode, decode, eval, train."""
+"""The ``tokenizers-zoo`` command (also ``python -m tokenizers_zoo``): list, info, encode, decode, eval, convert,
+train, build-cuda. Readers and writers follow the model's modality; every refusal is one line on stderr."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import sys
+import warnings
 from collections import defaultdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 import torch
+from tqdm import tqdm
 
 from . import registry
+from .atomic import atomic_folder
 from .config import ConfigError
-from .data import list_images, load_image, save_image
-from .data.images import IMAGE_SUFFIXES
+from .converters import convert_official
+from .data.signal_files import SignalFiles, signal_files
 from .hub import CheckpointError, load_pretrained
-from .metrics import CodebookUsage, psnr
+from .metrics import CodebookUsage
 from .ops.cuda import CudaUnavailable
 from .token_file import TokenFile, TokenFileError, load_tokens, save_tokens
 
 USER_ERRORS = (
-    FileNotFoundError, ValueError, TypeError, KeyError, ConfigError, CheckpointError, TokenFileError, CudaUnavailable
+    FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, ValueError, TypeError, KeyError,
+    ConfigError, CheckpointError, TokenFileError, CudaUnavailable,
 )
+MAX_NAME_BYTES = 255
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,29 +59,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.set_defaults(run=cmd_info)
 
-    p = commands.add_parser("encode", help="images -> token file")
+    p = commands.add_parser("encode", help="signal files -> token file")
     _model_arguments(p)
-    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p.add_argument("inputs", nargs="+", help="files or folders of files")
     p.add_argument("-o", "--output", required=True, help="token file to write (.safetensors)")
-    p.add_argument("--size", type=int, help="resize the shorter side to SIZE and centre-crop square first")
+    p.add_argument("--size", type=int, help="images: resize the shorter side to SIZE and centre-crop square first")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(run=cmd_encode)
 
-    p = commands.add_parser("decode", help="token file -> images")
+    p = commands.add_parser("decode", help="token file -> signal files")
     p.add_argument("tokens", help="token file written by 'encode'")
-    p.add_argument("-o", "--output", required=True, help="image file (one item) or folder")
-    p.add_argument("--model", help="decode with this model instead of the one recorded in the file")
+    p.add_argument("-o", "--output", required=True, help="output file (one item) or folder (created; keeps the items' folders)")
+    p.add_argument("--model", help="decode with this model (default: the registered model the file names)")
     p.add_argument("--revision")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--online", action="store_true", help="allow downloading the model's weights from the Hub")
+    p.add_argument("--force", action="store_true", help="decode with a model whose codebook differs; overwrite outputs")
     p.set_defaults(run=cmd_decode)
 
-    p = commands.add_parser("eval", help="reconstruction PSNR and codebook usage over a folder of images")
+    p = commands.add_parser("eval", help="reconstruction quality and codebook usage over a folder")
     _model_arguments(p)
-    p.add_argument("data", help="folder of images")
+    p.add_argument("data", help="folder of signal files")
     p.add_argument("--size", type=int)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--limit", type=int, help="use at most this many images")
+    p.add_argument("--limit", type=int, help="use at most this many files")
     p.add_argument("--save-reconstructions", metavar="DIR")
     p.set_defaults(run=cmd_eval)
+
+    p = commands.add_parser("convert", help="an official checkpoint -> a zoo model folder")
+    p.add_argument("checkpoint", help="the official .pth / .pt / .ckpt file")
+    p.add_argument("-o", "--output", required=True, help="model folder to write")
+    p.add_argument("--family", help="which converter (default: detected from the file)")
+    p.add_argument("--config", help="the official YAML config (optional: the architecture is read from the checkpoint)")
+    p.add_argument("--no-ema", dest="ema", action="store_const", const=False, default=None, help="use the live weights, not the EMA ones")
+    p.add_argument("--trust-pickle", action="store_true", help="allow a file that needs full unpickling (runs code!)")
+    p.add_argument("--force", action="store_true", help="replace an existing model folder")
+    p.set_defaults(run=cmd_convert)
 
     p = commands.add_parser("build-cuda", help="compile the CUDA nearest-codeword kernel ahead of time")
     p.add_argument("--build-dir", help="where to build (default: torch's extension cache, used at run time)")
@@ -82,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="run a training recipe (works under torchrun)")
     p.add_argument("recipe", help="recipe JSON (see recipes/)")
     p.add_argument("--data", required=True, help="folder of training data")
-    p.add_argument("--output", required=True, help="run folder (checkpoints, log, final model)")
+    p.add_argument("--val-data", help="folder of validation data (default: the recipe's split, if any)")
+    p.add_argument("--output", required=True, help="run folder (checkpoints, log, best and final model)")
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
     p.set_defaults(run=cmd_train)
     return parser
@@ -92,6 +117,9 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="registered name, saved folder or Hub repo id")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     p.add_argument("--device", default="cpu")
+
+
+# ---------------------------------------------------------------- commands
 
 
 def cmd_list(args) -> None:
@@ -111,69 +139,98 @@ def cmd_info(args) -> None:
 
 
 def cmd_encode(args) -> None:
-    items = _expand_images(args.images)
-    files = [path for _, path in items]
-    tokenizer = _image_tokenizer(args)
-    images = [load_image(f, args.size) for f in files]
-    tokens: list[torch.Tensor] = [torch.empty(0)] * len(files)
-    by_shape = defaultdict(list)
-    for position, image in enumerate(images):
-        by_shape[tuple(image.shape)].append(position)
-    with torch.no_grad():
-        for positions in by_shape.values():
-            batch = torch.stack([images[i] for i in positions]).to(args.device)
-            for i, indices in zip(positions, tokenizer.encode(batch).indices.cpu()):
-                tokens[i] = indices
+    _check_positive(batch_size=args.batch_size, size=args.size)
+    device = resolve_device(args.device)
+    tokenizer = load_pretrained(args.model, revision=args.revision, device=device)
+    files = signal_files(tokenizer.input_spec.modality)
+    items = _expand_inputs(args.inputs, files)
+    output = Path(args.output)
+    _check_new_file(output, args.force)
+    if any(output.exists() and os.path.samefile(output, path) for _, path in items):
+        raise ValueError(f"-o {output} is one of the inputs: it would be overwritten with tokens")
+    options = {"size": args.size}
+    tokens, shapes = [torch.empty(0)] * len(items), [None] * len(items)
+    with torch.no_grad(), tqdm(total=len(items), unit="item", disable=None, file=sys.stderr) as progress:
+        for batch in _batches(items, files, options, args.batch_size):
+            signals = [files.read(items[i][1], tokenizer, options) for i in batch]
+            indices = tokenizer.encode(torch.stack(signals).to(device)).indices.cpu()
+            for i, signal, item_indices in zip(batch, signals, indices):
+                tokens[i], shapes[i] = item_indices, list(signal.shape)
+            progress.update(len(batch))
     token_file = TokenFile(
         model=str(args.model),
-        revision=args.revision,
-        modality="image",
+        revision=tokenizer.revision,
+        codebook_fingerprint=tokenizer.quantizer.codebook_fingerprint(),
+        modality=tokenizer.input_spec.modality,
         index_layout=tokenizer.index_layout,
         codebook_size=tokenizer.quantizer.codebook_size,
         num_groups=tokenizer.quantizer.num_groups,
         input_spec=tokenizer.input_spec.to_dict(),
-        items=[{"name": name, "shape": list(image.shape)} for (name, _), image in zip(items, images)],
+        items=[{"name": name, "shape": shape} for (name, _), shape in zip(items, shapes)],
         tokens=tokens,
     )
-    save_tokens(args.output, token_file)
-    print(f"{len(files)} image(s) -> {args.output} ({sum(t.numel() for t in tokens)} tokens, layout {tokenizer.index_layout})")
+    save_tokens(output, token_file)
+    print(f"{len(items)} item(s) -> {output} ({sum(t.numel() for t in tokens)} tokens, layout {tokenizer.index_layout})")
 
 
 def cmd_decode(args) -> None:
+    device = resolve_device(args.device)
     token_file = load_tokens(args.tokens)
-    tokenizer = load_pretrained(args.model or token_file.model, revision=args.revision or token_file.revision, device=args.device)
-    _check_fits(token_file, tokenizer, args.model or token_file.model)
-    targets = _output_paths(Path(args.output), token_file.items)
-    with torch.no_grad():
-        for indices, target in zip(token_file.tokens, targets):
-            save_image(tokenizer.decode(indices[None].to(args.device))[0], target)
-    print(f"{len(targets)} image(s) -> {args.output}")
+    tokenizer = _decoding_model(args, token_file, device)
+    files = signal_files(tokenizer.input_spec.modality)
+    folder, targets = _output_paths(Path(args.output), token_file.items, files)
+    for indices, item in zip(token_file.tokens, token_file.items):  # check and bound the work before doing any
+        tokenizer.quantizer.check_indices(indices[None], tokenizer.latent_ndim)
+        tokenizer.check_token_grid(indices[None])
+        size = files.output_size(indices, tokenizer)
+        if size > files.max_output_size():
+            raise TokenFileError(f"decoding {item['name']} would give {size:,} samples, above the limit of {files.max_output_size():,}")
+    existing = [str(folder / target) for target in targets if (folder / target).exists()]
+    if existing and not args.force:
+        raise FileExistsError(f"{existing[0]} exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; pass --force to overwrite")
+    with torch.no_grad(), _writing_into(folder) as staging:
+        for indices, target in tqdm(list(zip(token_file.tokens, targets)), unit="item", disable=None, file=sys.stderr):
+            files.write(tokenizer.decode(indices[None].to(device))[0], staging / target, tokenizer)
+    print(f"{len(targets)} item(s) -> {args.output}")
 
 
 def cmd_eval(args) -> None:
-    files = list_images(args.data)[: args.limit]
-    tokenizer = _image_tokenizer(args)
-    usage, scores = CodebookUsage(tokenizer.quantizer.codebook_size), []
+    _check_positive(batch_size=args.batch_size, size=args.size, limit=args.limit)
+    device = resolve_device(args.device)
+    tokenizer = load_pretrained(args.model, revision=args.revision, device=device)
+    files = signal_files(tokenizer.input_spec.modality)
+    paths = files.list(Path(args.data))[: args.limit]
+    options = {"size": args.size}
+    usage = CodebookUsage(tokenizer.quantizer.codebook_size, tokenizer.quantizer.num_groups)
+    totals: dict[str, list[torch.Tensor]] = defaultdict(list)
     with torch.no_grad():
-        for start in range(0, len(files), args.batch_size):
-            chunk = files[start : start + args.batch_size]
-            batch = torch.stack([load_image(f, args.size) for f in chunk]).to(args.device)
-            out = tokenizer.encode(batch)
-            reconstruction = tokenizer.decode_latents(out.quantized).clamp(-1, 1)
+        for batch in _batches(list(enumerate(paths)), files, options, args.batch_size):
+            signals = torch.stack([files.read(paths[i], tokenizer, options) for i in batch]).to(device)
+            out = tokenizer.encode(signals)
+            reconstruction = tokenizer.decode_latents(out.quantized)
             usage.update(out.indices)
-            scores.append(psnr(reconstruction, batch).cpu())
+            for name, values in tokenizer.reconstruction_metrics(signals, reconstruction).items():
+                totals[name].append(values.cpu())
             if args.save_reconstructions:
-                for f, image in zip(chunk, reconstruction):
-                    save_image(image, Path(args.save_reconstructions) / _png_name(f.relative_to(args.data).as_posix()))
-    result = {
-        "model": args.model,
-        "images": len(files),
-        "psnr_db": round(float(torch.cat(scores).mean()), 3),
-        "codebook_usage": round(usage.usage, 4),
-        "codebook_perplexity": round(usage.perplexity, 2),
-        "codebook_size": tokenizer.quantizer.codebook_size,
-    }
-    print(json.dumps(result))
+                for i, signal in zip(batch, reconstruction):
+                    name = PurePosixPath(paths[i].relative_to(args.data).as_posix()).with_suffix(files.output_suffix)
+                    files.write(signal, Path(args.save_reconstructions) / name, tokenizer)
+    result = {"model": args.model, "items": len(paths)}
+    result.update({name: round(float(torch.cat(values).mean()), 3) for name, values in totals.items()})
+    result.update(codebook_usage=round(usage.usage, 4), codebook_perplexity=round(usage.perplexity, 2), codebook_size=usage.codebook_size)
+    bad = [name for name, value in result.items() if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        raise ValueError(f"{args.model} gives non-finite {bad} on this data (NaN or infinite weights or outputs?)")
+    print(json.dumps(result, allow_nan=False))
+
+
+def cmd_convert(args) -> None:
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise FileExistsError(f"{output} exists; pass --force to replace it")
+    model = convert_official(args.checkpoint, family=args.family, config=args.config, ema=args.ema, trust_pickle=args.trust_pickle)
+    model.save_pretrained(output)
+    print(f"{args.checkpoint} -> {output} ({model.architecture}, {sum(p.numel() for p in model.parameters()):,} parameters)")
 
 
 def cmd_build_cuda(args) -> None:
@@ -186,47 +243,133 @@ def cmd_build_cuda(args) -> None:
 def cmd_train(args) -> None:
     from .training import run_recipe
 
-    run_recipe(args.recipe, args.data, args.output, {"steps": args.steps} if args.steps else None)
+    run_recipe(args.recipe, args.data, args.output, {"steps": args.steps} if args.steps else None, args.val_data)
 
 
-def _image_tokenizer(args):
-    tokenizer = load_pretrained(args.model, revision=args.revision, device=args.device)
-    if tokenizer.input_spec.modality != "image":
-        raise ValueError(f"{args.model} is a {tokenizer.input_spec.modality} tokenizer; '{args.command}' reads images")
-    return tokenizer
+# ---------------------------------------------------------------- helpers
 
 
-def _expand_images(paths: list[str]) -> list[tuple[str, Path]]:
-    """(item name, file) pairs: a file keeps its name, images found in a folder are named by their path in it."""
+def resolve_device(name: str) -> torch.device:
+    """The device named on the command line, with a clear error for a bogus or absent one."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r} is not a device name (cpu, cuda, cuda:1, ...)") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: no CUDA GPU is available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise ValueError(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
+def _check_positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def _check_new_file(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"-o {path} is a folder; give the file to write")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+
+
+def _expand_inputs(paths: list[str], files: SignalFiles) -> list[tuple[str, Path]]:
+    """(item name, file) pairs: a file keeps its name, files found in a folder are named by their path in it."""
     items = []
     for path in map(Path, paths):
         if path.is_dir():
-            items.extend((f.relative_to(path).as_posix(), f) for f in list_images(path))
+            items.extend((f.relative_to(path).as_posix(), f) for f in files.list(path))
         elif path.is_file():
             items.append((path.name, path))
         else:
-            raise FileNotFoundError(f"no image file or folder {path}")
+            raise FileNotFoundError(f"no file or folder {path}")
     return items
 
 
-def _check_fits(token_file: TokenFile, tokenizer, source: str) -> None:
+def _batches(items: list, files: SignalFiles, options: dict, batch_size: int):
+    """Positions of ``items`` in batches of files that can be stacked (same size), in file order per size."""
+    groups: dict = defaultdict(list)
+    for position, (_, path) in enumerate(items):
+        groups[files.group_key(path, options)].append(position)
+    for positions in groups.values():
+        for start in range(0, len(positions), batch_size):
+            yield positions[start : start + batch_size]
+
+
+def _decoding_model(args, token_file: TokenFile, device: torch.device):
+    """The model the user names, else the registered model the file names; never a path or Hub id from a file."""
+    source = args.model or token_file.model
+    if args.model is None and not registry.is_model(token_file.model):
+        raise TokenFileError(
+            f"the token file was made by {token_file.model!r}, which is not a registered model: "
+            "pass --model with the folder or Hub id to decode with (a file never chooses what gets loaded)"
+        )
+    revision = args.revision or (token_file.revision if args.model is None and registry.is_model(source) else None)
+    try:
+        tokenizer = load_pretrained(source, revision=_hub_revision(revision), device=device, local_files_only=not args.online)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{error}{'' if args.online else ' (decode is offline unless you pass --online)'}") from error
+    _check_fits(token_file, tokenizer, source, args.force)
+    return tokenizer
+
+
+def _hub_revision(revision: str | None) -> str | None:
+    return None if revision is None or revision.startswith("bundled@") else revision
+
+
+def _check_fits(token_file: TokenFile, tokenizer, source: str, force: bool) -> None:
     expected = (token_file.modality, token_file.codebook_size, token_file.num_groups)
     actual = (tokenizer.input_spec.modality, tokenizer.quantizer.codebook_size, tokenizer.quantizer.num_groups)
     if expected != actual:
         raise TokenFileError(
-            f"the token file was made by {token_file.model} (modality, codebook size, groups = {expected}); "
-            f"{source} has {actual}"
+            f"the token file was made by {token_file.model} (modality, codebook size, groups = {expected}); {source} has {actual}"
         )
+    fingerprint = tokenizer.quantizer.codebook_fingerprint()
+    if token_file.codebook_fingerprint == fingerprint:
+        return
+    problem = (
+        "has no codebook fingerprint (written by tokenizers_zoo 0.1)" if token_file.codebook_fingerprint is None
+        else f"was made with another codebook than {source}'s ({token_file.codebook_fingerprint[:19]}... vs {fingerprint[:19]}...)"
+    )
+    if not force:
+        raise TokenFileError(f"the token file {problem}: its indices would decode to garbage; pass --force to decode anyway")
+    warnings.warn(f"the token file {problem}; decoding anyway (--force)", stacklevel=2)
 
 
-def _output_paths(output: Path, items: list[dict]) -> list[Path]:
-    if output.suffix.lower() in IMAGE_SUFFIXES:
+def _output_paths(output: Path, items: list[dict], files: SignalFiles) -> tuple[Path, list[PurePosixPath]]:
+    """The folder written into and each item's path in it: ``output`` itself for one item and a file name,
+    else the item's path (its folders kept) under ``output`` with the output suffix; a repeated name gets
+    ``_<item number>``. Names were checked to be relative paths when the token file was read."""
+    if output.suffix.lower() in files.suffixes:
         if len(items) != 1:
             raise ValueError(f"the token file holds {len(items)} items: give a folder, not the file {output}")
-        return [output]
-    return [output / f"{i:04d}_{_png_name(item['name'])}" for i, item in enumerate(items)]
+        return output.parent, [PurePosixPath(output.name)]
+    targets, seen = [], set()
+    for index, item in enumerate(items):
+        relative = PurePosixPath(item["name"]).with_suffix(files.output_suffix)
+        if relative in seen:
+            relative = relative.with_name(f"{relative.stem}_{index}{relative.suffix}")
+        seen.add(relative)
+        too_long = [part for part in relative.parts if len(part.encode()) > MAX_NAME_BYTES]
+        if too_long:
+            raise ValueError(f"item {item['name']!r} has a name part over {MAX_NAME_BYTES} bytes: {too_long[0][:40]}...")
+        targets.append(relative)
+    return output, targets
 
 
-def _png_name(name: str) -> str:
-    """A flat PNG file name for an item named by its path, e.g. ``cat/0001.jpg`` -> ``cat_0001.png``."""
-    return Path(name).with_suffix(".png").as_posix().replace("/", "_")
+@contextlib.contextmanager
+def _writing_into(folder: Path) -> Iterator[Path]:
+    """A new folder is written as a staging folder swapped in at the end (never left half-written); into an
+    existing folder, files are added (or, with ``--force``, replaced) one by one."""
+    if folder.is_dir():
+        yield folder
+        return
+    if folder.exists():
+        raise NotADirectoryError(f"-o {folder} exists and is not a folder")
+    with atomic_folder(folder) as staging:
+        yield staging

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from huggingface_hub import HfApi, hf_hub_download
@@ -24,12 +23,11 @@ from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalE
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import __version__, registry
+from . import registry
+from .atomic import atomic_folder
 from .cards import render_model_card
 from .config import ConfigError, read_json
-
-if TYPE_CHECKING:
-    from .models.tokenizer import Tokenizer
+from .version import __version__
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -55,20 +53,25 @@ def load_pretrained(
     token: str | bool | None = None,
     strict: bool = True,
     device: str | torch.device = "cpu",
-) -> "Tokenizer":
-    """A tokenizer with its weights from a folder, a registered name or a Hub repo id, in eval mode."""
-    folder, model_name = _resolve(source, revision, cache_dir, local_files_only, token)
+) -> Any:
+    """A tokenizer with its weights from a folder, a registered name or a Hub repo id, in eval mode.
+
+    ``model.revision`` records where the weights came from: the Hub commit, or the zoo version for
+    bundled weights (``None`` for a local folder).
+    """
+    folder, model_name, resolved_revision = _resolve(source, revision, cache_dir, local_files_only, token)
     meta, values = _split_config(read_json(folder / CONFIG_NAME), folder)
     cls = registry.architecture_class(meta["architecture"])
     model = cls(cls.config_class.from_dict(values))
     model.model_name = model_name or meta.get("model_name")
+    model.revision = resolved_revision
     load_state_dict_checked(model, read_checkpoint(folder / WEIGHTS_NAME, device), f"{source}", strict)
     return model.to(device).eval()
 
 
-def load_weights(model: "Tokenizer", name: str) -> None:
+def load_weights(model: torch.nn.Module, name: str) -> None:
     """Load the released weights of registered model ``name`` into ``model`` (strict)."""
-    folder, _ = _resolve(name, None, None, False, None)
+    folder, _, model.revision = _resolve(name, None, None, False, None)
     load_state_dict_checked(model, read_checkpoint(folder / WEIGHTS_NAME), name, strict=True)
 
 
@@ -83,31 +86,41 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
 
 
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, strict: bool = True) -> None:
-    """``model.load_state_dict`` that names every missing, unexpected and mis-shaped key.
+    """``model.load_state_dict`` that names every missing, unexpected, mis-shaped and mis-typed key and every
+    tensor holding NaN or infinite values (nothing is cast: an int32 codebook is not a float32 one).
 
-    ``strict=True`` (default) raises :class:`CheckpointError` on any mismatch; ``strict=False`` loads the
-    keys that match and warns about the rest.
+    ``strict=True`` (default) raises :class:`CheckpointError` on any problem; ``strict=False`` loads the
+    keys that fit and warns about the rest.
     """
     expected = model.state_dict()
-    missing = sorted(expected.keys() - state.keys())
-    unexpected = sorted(state.keys() - expected.keys())
-    mismatched = sorted(
-        f"{key}: checkpoint {list(state[key].shape)} vs model {list(expected[key].shape)}"
-        for key in expected.keys() & state.keys()
-        if state[key].shape != expected[key].shape
-    )
-    if missing or unexpected or mismatched:
-        report = _mismatch_report(type(model).__name__, source, missing, unexpected, mismatched)
+    common = sorted(expected.keys() & state.keys())
+    problems = {
+        "missing keys": sorted(expected.keys() - state.keys()),
+        "unexpected keys": sorted(state.keys() - expected.keys()),
+        "mis-shaped keys": [
+            f"{key}: checkpoint {list(state[key].shape)} vs model {list(expected[key].shape)}"
+            for key in common if state[key].shape != expected[key].shape
+        ],
+        "mis-typed keys": [
+            f"{key}: checkpoint {state[key].dtype} vs model {expected[key].dtype}"
+            for key in common if state[key].dtype != expected[key].dtype
+        ],
+        "non-finite tensors (NaN or inf)": [
+            key for key in common if state[key].is_floating_point() and not bool(torch.isfinite(state[key]).all())
+        ],
+    }
+    if any(problems.values()):
+        report = _mismatch_report(type(model).__name__, source, problems)
         if strict:
             raise CheckpointError(report)
-        warnings.warn(report + "\n(strict=False: the matching keys were loaded)", stacklevel=3)
-    bad = set(unexpected) | {m.split(":")[0] for m in mismatched}
+        warnings.warn(report + "\n(strict=False: the keys that fit were loaded)", stacklevel=3)
+    bad = set(problems["unexpected keys"]) | {m.split(":")[0] for title in ("mis-shaped keys", "mis-typed keys") for m in problems[title]}
     model.load_state_dict({k: v for k, v in state.items() if k not in bad}, strict=False)
 
 
-def _mismatch_report(class_name, source, missing, unexpected, mismatched) -> str:
+def _mismatch_report(class_name: str, source: str, problems: dict[str, list[str]]) -> str:
     lines = [f"checkpoint {source} does not match {class_name}:"]
-    for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", mismatched)):
+    for title, keys in problems.items():
         if keys:
             shown = ", ".join(keys[:_LISTED_KEYS])
             more = f", ... and {len(keys) - _LISTED_KEYS} more" if len(keys) > _LISTED_KEYS else ""
@@ -122,23 +135,25 @@ def _split_config(values: dict[str, Any], folder: Path) -> tuple[dict[str, Any],
     return meta, values
 
 
-def _resolve(source, revision, cache_dir, local_files_only, token) -> tuple[Path, str | None]:
-    """The folder holding config.json and model.safetensors for ``source``, and its registry name if any."""
+def _resolve(source, revision, cache_dir, local_files_only, token) -> tuple[Path, str | None, str | None]:
+    """The folder holding config.json and model.safetensors for ``source``, its registry name if any, and
+    the revision of the weights (Hub commit, or ``bundled@<zoo version>``)."""
     source = os.fspath(source)
     if Path(source).is_dir():
-        return _checked_folder(Path(source)), None
+        return _checked_folder(Path(source)), None, None
     if registry.is_model(source):
         weights = registry.model_info(source).weights
         if weights is None:
             raise FileNotFoundError(f"{source} has no released weights; build it with create_model({source!r})")
         if weights.startswith("bundled:"):
-            return _checked_folder(bundled_folder(weights.removeprefix("bundled:"))), source
-        folder, _ = _resolve(weights.removeprefix("hf-hub:"), revision, cache_dir, local_files_only, token)
-        return folder, source
+            return _checked_folder(bundled_folder(weights.removeprefix("bundled:"))), source, f"bundled@{__version__}"
+        folder, _, commit = _resolve(weights.removeprefix("hf-hub:"), revision, cache_dir, local_files_only, token)
+        return folder, source, commit
     repo_id, _, pinned = source.removeprefix("hf-hub:").partition("@")
     if not _HUB_ID.match(repo_id):
         raise FileNotFoundError(f"{source!r} is not a folder, a registered model, or a Hub repo id (org/name)")
-    return _download(repo_id, revision or pinned or None, cache_dir, local_files_only, token), None
+    folder = _download(repo_id, revision or pinned or None, cache_dir, local_files_only, token)
+    return folder, None, folder.name  # the cache's snapshot folder is named by the commit
 
 
 def bundled_folder(name: str) -> Path:
@@ -184,28 +199,30 @@ def _download(repo_id, revision, cache_dir, local_files_only, token) -> Path:
 # ---------------------------------------------------------------- saving and publishing
 
 
-def save_pretrained(model: "Tokenizer", directory: str | os.PathLike) -> Path:
-    """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card into ``directory``.
+def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card as the folder ``directory``.
 
-    Files are written to a temporary folder first and moved into place, so a failure never leaves a
-    half-written file behind.
+    The folder is written beside its destination and swapped in as a whole, so a reader (or a crash at
+    any point) sees the old model or the new one, never new config with old weights. An existing folder
+    must hold only a saved model: anything else in it would be lost with the swap, so it is refused.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tokenizers_zoo-", dir=directory))
-    try:
+    if directory.is_dir():
+        foreign = sorted(p.name for p in directory.iterdir() if p.name not in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME))
+        if foreign:
+            raise FileExistsError(
+                f"{directory} holds files that are not part of a saved model ({', '.join(foreign[:5])}); "
+                "save_pretrained replaces the whole folder: choose a new or empty folder"
+            )
+    with atomic_folder(directory) as staging:
         (staging / CONFIG_NAME).write_text(json.dumps(config_json(model), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
         save_file(state, staging / WEIGHTS_NAME, metadata={"format": "pt"})  # one key: safetensors orders metadata arbitrarily
         (staging / CARD_NAME).write_text(render_model_card(model), encoding="utf-8")
-        for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME):
-            os.replace(staging / name, directory / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
-def config_json(model: "Tokenizer") -> dict[str, Any]:
+def config_json(model: torch.nn.Module) -> dict[str, Any]:
     """What ``config.json`` holds: the config fields plus the architecture, model name and versions."""
     return {
         **model.config.to_dict(),
@@ -217,7 +234,7 @@ def config_json(model: "Tokenizer") -> dict[str, Any]:
 
 
 def push_to_hub(
-    model: "Tokenizer",
+    model: torch.nn.Module,
     repo_id: str,
     *,
     private: bool | None = None,

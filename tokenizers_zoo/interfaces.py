@@ -8,7 +8,9 @@ there instead (``[B, G, h, w]``). Indices are int64 in memory.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -24,12 +26,24 @@ class Encoder(nn.Module, ABC):
     @abstractmethod
     def forward(self, x: torch.Tensor, **context) -> torch.Tensor: ...
 
+    def attention_positions(self, latent_size: tuple[int, ...]) -> int:
+        """Most positions one self-attention layer attends over, for a latent of ``latent_size`` (0: none)."""
+        return 0
+
 
 class Decoder(nn.Module, ABC):
     """Quantized latent (features on dim 1) -> signal."""
 
     @abstractmethod
     def forward(self, quantized: torch.Tensor, **context) -> torch.Tensor: ...
+
+    def attention_positions(self, latent_size: tuple[int, ...]) -> int:
+        """Most positions one self-attention layer attends over, for a latent of ``latent_size`` (0: none)."""
+        return 0
+
+    def last_layer(self) -> torch.Tensor:
+        """The weight of the layer that produces the signal (for the adaptive GAN weight)."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its last layer; the adaptive GAN weight needs it")
 
 
 class Quantizer(nn.Module, ABC):
@@ -43,6 +57,8 @@ class Quantizer(nn.Module, ABC):
     dim: int
     codebook_size: int
     num_groups: int = 1
+    statistics_buffers: ClassVar[tuple[str, ...]] = ()
+    """Buffers that track training statistics rather than define the codes (left out of the fingerprint)."""
 
     @property
     def code_dim(self) -> int:
@@ -56,6 +72,28 @@ class Quantizer(nn.Module, ABC):
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         """Indices -> quantized latent (features on dim 1), the inverse of the lookup in ``forward``."""
 
+    def codebook_state(self) -> dict[str, torch.Tensor]:
+        """The tensors that define what each index means: the state dict without statistics buffers."""
+        statistics = {
+            f"{prefix}.{name}" if prefix else name
+            for prefix, module in self.named_modules()
+            if isinstance(module, Quantizer)
+            for name in module.statistics_buffers
+        }
+        return {key: value for key, value in self.state_dict().items() if key not in statistics}
+
+    def codebook_fingerprint(self) -> str:
+        """``sha256:<hex>`` of the sizes and of :meth:`codebook_state` (names, dtypes, shapes, bytes).
+
+        Token files store it, so indices are never decoded with codes they were not made with.
+        """
+        digest = hashlib.sha256(f"{self.dim}:{self.codebook_size}:{self.num_groups}".encode())
+        for name, tensor in sorted(self.codebook_state().items()):
+            data = tensor.detach().cpu().contiguous()
+            digest.update(f"|{name}:{data.dtype}:{list(data.shape)}|".encode())
+            digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return "sha256:" + digest.hexdigest()
+
     def check_indices(self, indices: torch.Tensor, latent_ndim: int) -> None:
         """Raise a clear error unless ``indices`` fit this quantizer for a latent of ``latent_ndim`` dims."""
         if not isinstance(indices, torch.Tensor):
@@ -67,10 +105,11 @@ class Quantizer(nn.Module, ABC):
             raise ValueError(f"indices must have {expected} dims ({self.index_layout(latent_ndim)}), got shape {tuple(indices.shape)}")
         if self.num_groups > 1 and indices.shape[1] != self.num_groups:
             raise ValueError(f"indices have {indices.shape[1]} groups on dim 1, this quantizer has {self.num_groups}")
-        if indices.numel():
-            low, high = int(indices.min()), int(indices.max())
-            if low < 0 or high >= self.codebook_size:
-                raise ValueError(f"indices must be in [0, {self.codebook_size}), got values in [{low}, {high}]")
+        if indices.numel() == 0:
+            raise ValueError(f"the token grid is empty (shape {tuple(indices.shape)}): nothing to decode")
+        low, high = int(indices.min()), int(indices.max())
+        if low < 0 or high >= self.codebook_size:
+            raise ValueError(f"indices must be in [0, {self.codebook_size}), got values in [{low}, {high}]")
 
     def index_layout(self, latent_ndim: int) -> str:
         """Human-readable index layout, e.g. ``[B, h, w]`` or ``[B, G, h, w]``."""

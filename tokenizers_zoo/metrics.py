@@ -1,4 +1,4 @@
-"""Reconstruction and codebook metrics used by ``tokenizers-zoo eval`` and the recipes."""
+"""Reconstruction and codebook metrics used by ``tokenizers-zoo eval``, validation and the benchmarks."""
 
 from __future__ import annotations
 
@@ -12,13 +12,22 @@ def psnr(reconstruction: torch.Tensor, target: torch.Tensor, data_range: float =
 
 
 class CodebookUsage:
-    """Histogram of codes over a whole dataset: usage (fraction of codes ever used) and perplexity."""
+    """Histogram of codes over a whole dataset: usage (fraction of codes ever used) and perplexity.
 
-    def __init__(self, codebook_size: int):
-        self.counts = torch.zeros(codebook_size, dtype=torch.float64)
+    With ``num_groups > 1`` the indices carry the group axis at dim 1 and each group has its own
+    histogram; usage and perplexity are then the means over groups.
+    """
+
+    def __init__(self, codebook_size: int, num_groups: int = 1):
+        self.codebook_size, self.num_groups = codebook_size, num_groups
+        self.counts = torch.zeros(num_groups, codebook_size, dtype=torch.float64)
 
     def update(self, indices: torch.Tensor) -> None:
-        self.counts += torch.bincount(indices.flatten().cpu(), minlength=self.counts.numel()).double()
+        per_group = indices.movedim(1, -1) if self.num_groups > 1 else indices[..., None]
+        per_group = per_group.reshape(-1, self.num_groups).cpu()
+        offsets = torch.arange(self.num_groups) * self.codebook_size
+        flat = torch.bincount((per_group + offsets).reshape(-1), minlength=self.counts.numel())
+        self.counts += flat.double().view_as(self.counts)
 
     @property
     def usage(self) -> float:
@@ -26,5 +35,5 @@ class CodebookUsage:
 
     @property
     def perplexity(self) -> float:
-        probs = self.counts / self.counts.sum().clamp_min(1)
-        return float(torch.exp(-(probs * probs.clamp_min(1e-300).log()).sum()))
+        probs = self.counts / self.counts.sum(1, keepdim=True).clamp_min(1)
+        return float(torch.exp(-(probs * probs.clamp_min(1e-300).log()).sum(1)).mean())

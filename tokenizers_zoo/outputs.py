@@ -46,13 +46,15 @@ class CodebookStats(ModelOutput):
 @dataclass
 class QuantizerOutput(ModelOutput):
     """What a quantizer returns: straight-through quantized latents (same layout as its input), int64
-    indices, the weighted sum of its losses, codebook statistics, and the named (weighted) losses."""
+    indices, the sum of its losses, codebook statistics, the named (weighted) losses that sum to ``loss``,
+    and ``extras``: tensors a model or objective may need (e.g. per-factor latents)."""
 
     quantized: torch.Tensor
     indices: torch.Tensor
     loss: torch.Tensor
     stats: CodebookStats
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,10 +70,13 @@ class EncodeOutput(ModelOutput):
 
 @dataclass
 class TokenizerOutput(ModelOutput):
-    """``Tokenizer.forward`` (training): reconstruction, indices, total loss, named losses, codebook stats."""
+    """``Tokenizer.forward`` (training): reconstruction, indices, total loss, the named weighted losses that
+    sum to it, codebook stats, and ``extras``: what else the model computed that losses or objectives read
+    (always ``latents`` and ``quantized``; plus e.g. class logits or per-factor latents)."""
 
     reconstruction: torch.Tensor
     indices: torch.Tensor
     loss: torch.Tensor
     losses: dict[str, torch.Tensor]
     stats: CodebookStats
+    extras: dict[str, Any] = field(default_factory=dict)

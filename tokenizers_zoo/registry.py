@@ -1,8 +1,9 @@
-"""The model registry: named configs with metadata, ``create_model`` and ``list_models``.
+"""The model registry: named configs with metadata, and ``list_models``.
 
-Two tables: *architectures* (a :class:`~tokenizers_zoo.models.Tokenizer` subclass per ``architecture`` name,
-recorded automatically when the class is defined) and *models* (a named config of an architecture, with
-a :class:`ModelInfo` and optionally released weights).
+Two tables: *architectures* (a tokenizer class per ``architecture`` name, recorded when the class is
+defined) and *models* (a named config of an architecture, with a :class:`ModelInfo` and optionally
+released weights). This module imports no model code: the classes are typed by the
+:class:`TokenizerClass` protocol, and ``create_model`` lives in :mod:`tokenizers_zoo.factory`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, ClassVar, Iterable, Protocol
 
 from .config import Config
 from .specs import InputSpec
-
-if TYPE_CHECKING:
-    from .models.tokenizer import Tokenizer
 
 MODALITIES = ("image", "audio", "graph")
 
@@ -73,16 +71,28 @@ class ModelInfo:
         return values
 
 
-_ARCHITECTURES: dict[str, type["Tokenizer"]] = {}
+class TokenizerClass(Protocol):
+    """What the registry needs of a tokenizer class: its name, its config class, and a constructor."""
+
+    architecture: ClassVar[str]
+    config_class: ClassVar[type[Config]]
+
+    def __call__(self, config: Config) -> Any: ...
+
+
+_ARCHITECTURES: dict[str, TokenizerClass] = {}
 _MODELS: dict[str, tuple[ModelInfo, Config]] = {}
 
 
-def register_architecture(cls: type["Tokenizer"]) -> None:
+def register_architecture(cls: TokenizerClass) -> None:
     """Record a tokenizer class under its ``architecture`` name (called by ``Tokenizer.__init_subclass__``)."""
+    known = _ARCHITECTURES.get(cls.architecture)
+    if known is not None and known is not cls:
+        raise ValueError(f"architecture {cls.architecture!r} is already registered by {known.__module__}.{known.__qualname__}")
     _ARCHITECTURES[cls.architecture] = cls
 
 
-def architecture_class(architecture: str) -> type["Tokenizer"]:
+def architecture_class(architecture: str) -> TokenizerClass:
     if architecture not in _ARCHITECTURES:
         raise KeyError(f"unknown architecture {architecture!r}; known: {sorted(_ARCHITECTURES)}")
     return _ARCHITECTURES[architecture]
@@ -133,18 +143,6 @@ def list_models(
             continue
         names.append(name)
     return sorted(names)
-
-
-def create_model(name: str, *, pretrained: bool = False, **overrides: Any) -> "Tokenizer":
-    """Build a registered model, with config fields overridden by keyword; ``pretrained=True`` loads its weights."""
-    info, config = _entry(name)
-    model = architecture_class(info.architecture)(config.replace(**overrides))
-    model.model_name = name
-    if pretrained:
-        from .hub import load_weights
-
-        load_weights(model, name)
-    return model
 
 
 def _entry(name: str) -> tuple[ModelInfo, Config]:

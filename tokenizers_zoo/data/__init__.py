@@ -1,5 +1,22 @@
-"""Reading and writing signals (images) and datasets over folders of them."""
+"""Reading and writing signals (images, audio) and datasets over them (image and audio folders, a whole graph)."""
 
-from .images import ImageFolder, list_images, load_image, save_image
+from .audio import AUDIO_SUFFIXES, AudioFolder, collate_audio, list_audio, load_audio, save_audio
+from .graph import GraphDataset, collate_graph
+from .images import IMAGE_SUFFIXES, ImageFolder, image_size, list_images, load_image, save_image
 
-__all__ = ["ImageFolder", "list_images", "load_image", "save_image"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "AudioFolder",
+    "GraphDataset",
+    "IMAGE_SUFFIXES",
+    "ImageFolder",
+    "collate_audio",
+    "collate_graph",
+    "image_size",
+    "list_audio",
+    "list_images",
+    "load_audio",
+    "load_image",
+    "save_audio",
+    "save_image",
+]

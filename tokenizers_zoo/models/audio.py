@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..outputs import EncodeOutput
+from .keywords import Keywords
 from .tokenizer import Tokenizer, lengths_to_mask
 
 
@@ -20,6 +21,11 @@ class AudioTokenizer(Tokenizer):
     """
 
     latent_ndim: ClassVar[int] = 3
+    keywords: ClassVar[Keywords] = Keywords(encode=("lengths", "sample_rate", "chunk_size"), train=("lengths",))
+
+    def validate_input(self, x: torch.Tensor, context: dict[str, Any]) -> None:
+        self.input_spec.validate(x, context.get("lengths"), context.get("sample_rate"))
+        super().validate_input(x, context)
 
     def token_lengths(self, context: dict[str, Any]) -> torch.Tensor | None:
         lengths = context.get("lengths")
@@ -31,15 +37,16 @@ class AudioTokenizer(Tokenizer):
         mask = lengths_to_mask(lengths.to(x.device), x.shape[-1])
         return super().reconstruction_loss(reconstruction[mask], x[mask])
 
-    def encode(self, audio: torch.Tensor, chunk_size: int | None = None, **context) -> EncodeOutput:
+    def encode(self, audio: torch.Tensor, **context) -> EncodeOutput:
+        chunk_size = context.get("chunk_size")
         if chunk_size is None:
             return super().encode(audio, **context)
+        self.keywords.check("encode", context, f"{type(self).__name__}.encode")
         hop = self.input_spec.hop_length
-        if chunk_size < hop or chunk_size % hop:
-            raise ValueError(f"chunk_size must be a positive multiple of the hop length {hop}, got {chunk_size}")
-        self.input_spec.validate(audio, **context)
-        pieces = [super(AudioTokenizer, self).encode(piece, sample_rate=context.get("sample_rate"))
-                  for piece in audio.split(chunk_size, dim=1)]
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < hop or chunk_size % hop:
+            raise ValueError(f"chunk_size must be a positive multiple of the hop length {hop}, got {chunk_size!r}")
+        self.validate_input(audio, context)
+        pieces = [super(AudioTokenizer, self).encode(piece) for piece in audio.split(chunk_size, dim=1)]
         return EncodeOutput(
             indices=torch.cat([p.indices for p in pieces], dim=-1),
             quantized=torch.cat([p.quantized for p in pieces], dim=-1),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import torch
+
+from .keywords import Keywords
 from .tokenizer import Tokenizer
 
 
@@ -12,4 +15,8 @@ class GraphTokenizer(Tokenizer):
     encoder and decoder (``decode(indices, edge_index=...)``)."""
 
     latent_ndim: ClassVar[int] = 2
-    model_context_keys: ClassVar[tuple[str, ...]] = ("edge_index",)
+    keywords: ClassVar[Keywords] = Keywords(encode=("edge_index",), decode=("edge_index",), train=("edge_index",))
+
+    def validate_input(self, x: torch.Tensor, context: dict[str, Any]) -> None:
+        self.input_spec.validate(x, context.get("edge_index"))
+        super().validate_input(x, context)

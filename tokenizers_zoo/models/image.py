@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import torch
+
+from ..metrics import psnr
+from ..networks.attention import max_attention_positions
 from .tokenizer import Tokenizer
 
 
 class ImageTokenizer(Tokenizer):
-    """Base of the image families. Subclasses provide ``input_spec`` as an :class:`ImageSpec`."""
+    """Base of the image families. Subclasses provide ``input_spec`` as an :class:`ImageSpec` whose
+    ``size_multiple`` is the downsampling factor (H / h)."""
 
     latent_ndim: ClassVar[int] = 4
+
+    def validate_input(self, x: torch.Tensor, context: dict[str, Any]) -> None:
+        self.input_spec.validate(x)
+        super().validate_input(x, context)
+        factor = self.input_spec.size_multiple
+        self._check_attention_cost((x.shape[-2] // factor, x.shape[-1] // factor), f"a {x.shape[-2]}x{x.shape[-1]} image")
+
+    def check_token_grid(self, indices: torch.Tensor) -> None:
+        self._check_attention_cost(tuple(indices.shape[-2:]), f"a {indices.shape[-2]}x{indices.shape[-1]} token grid")
+
+    def _check_attention_cost(self, latent_size: tuple[int, int], what: str) -> None:
+        """Self-attention costs grow with the square of the positions: refuse up front what would not finish."""
+        positions = max(self.encoder.attention_positions(latent_size), self.decoder.attention_positions(latent_size))
+        limit = max_attention_positions()
+        if positions > limit:
+            raise ValueError(
+                f"{what} needs self-attention over {positions:,} positions, above the limit of {limit:,} (time and "
+                "memory grow with the square): tokenize tiles or a downscaled copy, or raise the limit with "
+                "TOKENIZERS_ZOO_MAX_ATTENTION_POSITIONS"
+            )
+
+    def reconstruction_metrics(self, x, reconstruction, **context) -> dict[str, torch.Tensor]:
+        low, high = self.input_spec.value_range
+        return {"psnr": psnr(reconstruction.clamp(low, high), x, data_range=high - low)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -11,24 +11,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import hub, registry
-from ..config import Config
+from ..config import Config, ConfigError
 from ..interfaces import Decoder, Encoder, Quantizer
 from ..outputs import EncodeOutput, QuantizerOutput, TokenizerOutput
 from ..specs import InputSpec
+from .keywords import Keywords
 
 RECONSTRUCTION_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 @dataclass
 class TokenizerConfig(Config):
-    """Fields every tokenizer config has. ``quantizer`` is a quantizer spec (see ``build_quantizer``)."""
+    """Fields every tokenizer config has.
 
-    quantizer: dict[str, Any] | None = None
+    ``quantizer`` is a quantizer spec (see ``build_quantizer``). ``loss_weights`` weights the model's named
+    losses: ``"reconstruction"`` and those its class adds (``Tokenizer.loss_names``); unnamed weights are 1.
+    The quantizer weights its own losses through its options (``beta``, ``codebook_weight``, ...).
+    """
+
+    quantizer: dict[str, Any] = field(default_factory=lambda: {"type": "vq", "codebook_size": 1024})
     reconstruction_loss: str = "l1"
+    loss_weights: dict[str, float] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"reconstruction_loss must be one of {sorted(RECONSTRUCTION_LOSSES)}, got {self.reconstruction_loss!r}")
+            raise ConfigError(f"reconstruction_loss must be one of {sorted(RECONSTRUCTION_LOSSES)}, got {self.reconstruction_loss!r}")
+        if not isinstance(self.quantizer, dict) or "type" not in self.quantizer:
+            raise ConfigError(f"quantizer must be a quantizer spec with a 'type', got {self.quantizer!r}")
+        super().validate()
 
     def input_spec(self) -> InputSpec:
         """What the model built from this config accepts."""
@@ -39,16 +49,19 @@ class Tokenizer(nn.Module):
     """Base of every model in the zoo.
 
     Subclasses set ``architecture`` (registers the class), ``config_class``, build ``encoder``,
-    ``quantizer`` and ``decoder`` from the config, and describe their input with ``input_spec``.
-    Modality bases (:class:`ImageTokenizer`, :class:`AudioTokenizer`, :class:`GraphTokenizer`) fix the
-    index layout, the context arguments (``lengths``, ``edge_index``) and the reconstruction loss.
+    ``quantizer`` and ``decoder`` from the config, and describe their input with ``input_spec``. Modality
+    bases (:class:`ImageTokenizer`, :class:`AudioTokenizer`, :class:`GraphTokenizer`) fix the index layout,
+    the input checks, the keywords and the reconstruction loss. A family adds keywords with
+    ``keywords = Base.keywords | Keywords(...)`` and losses by naming them in ``loss_names`` and returning
+    them from :meth:`extra_losses`.
     """
 
     architecture: ClassVar[str]
     config_class: ClassVar[type[TokenizerConfig]] = TokenizerConfig
     latent_ndim: ClassVar[int]
-    model_context_keys: ClassVar[tuple[str, ...]] = ()
-    """Context arguments (e.g. ``edge_index``) passed on to the encoder and decoder."""
+    keywords: ClassVar[Keywords] = Keywords()
+    loss_names: ClassVar[tuple[str, ...]] = ()
+    """Names of the losses :meth:`extra_losses` returns (weighted by ``config.loss_weights``)."""
 
     encoder: Encoder
     quantizer: Quantizer
@@ -63,8 +76,12 @@ class Tokenizer(nn.Module):
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        unknown = sorted(set(config.loss_weights) - {"reconstruction", *self.loss_names})
+        if unknown:
+            raise ConfigError(f"loss_weights names unknown loss(es) {unknown}; {type(self).__name__}'s losses: {['reconstruction', *self.loss_names]}")
         self.config = config
         self.model_name: str | None = None
+        self.revision: str | None = None
 
     @property
     def input_spec(self) -> InputSpec:
@@ -74,7 +91,16 @@ class Tokenizer(nn.Module):
     def index_layout(self) -> str:
         return self.quantizer.index_layout(self.latent_ndim)
 
-    # ---------------------------------------------------------------- model-specific halves
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the weights: inputs must have it."""
+        return next(p.dtype for p in self.parameters() if p.is_floating_point())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---------------------------------------------------------------- model-specific parts
 
     def encode_latents(self, x: torch.Tensor, **context) -> torch.Tensor:
         """Signal -> continuous latent (features on dim 1) that the quantizer sees."""
@@ -84,6 +110,13 @@ class Tokenizer(nn.Module):
         """Quantized latent -> signal."""
         return self.decoder(quantized, **context)
 
+    def validate_input(self, x: torch.Tensor, context: dict[str, Any]) -> None:
+        """Raise a clear error for a signal (and context) this model cannot take; modality bases extend it."""
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != self.dtype:
+            raise TypeError(f"the input is {x.dtype} but the model's weights are {self.dtype}: convert it with .to({self.dtype})")
+        if isinstance(x, torch.Tensor) and x.device != self.device:
+            raise ValueError(f"the input is on {x.device} but the model is on {self.device}: move one of them")
+
     def token_lengths(self, context: dict[str, Any]) -> torch.Tensor | None:
         """Valid tokens per item for variable-length inputs; ``None`` when every token is valid."""
         return None
@@ -91,46 +124,73 @@ class Tokenizer(nn.Module):
     def reconstruction_loss(self, reconstruction: torch.Tensor, x: torch.Tensor, **context) -> torch.Tensor:
         return RECONSTRUCTION_LOSSES[self.config.reconstruction_loss](reconstruction.float(), x.float())
 
+    def extra_losses(self, x: torch.Tensor, out: TokenizerOutput, **context) -> dict[str, torch.Tensor]:
+        """The family's own unweighted losses, named as in ``loss_names`` (e.g. a mel loss, a disentanglement
+        term); may also add what it computed to ``out.extras``. None by default."""
+        return {}
+
+    def reconstruction_metrics(self, x: torch.Tensor, reconstruction: torch.Tensor, **context) -> dict[str, torch.Tensor]:
+        """Per-item quality metrics ``{name: [B]}`` the trainer averages over a validation split."""
+        return {}
+
+    def last_layer(self) -> torch.Tensor:
+        """The decoder's last weight, where a GAN objective balances its gradient against the reconstruction's."""
+        return self.decoder.last_layer()
+
     # ---------------------------------------------------------------- public API
 
     def encode(self, x: torch.Tensor, **context) -> EncodeOutput:
-        """Signal -> indices (in the modality's layout) and the quantized latents."""
+        """Signal -> indices (in the modality's layout) and the quantized and pre-quantization latents."""
+        self.keywords.check("encode", context, f"{type(self).__name__}.encode")
         latents, out, lengths = self._quantize(x, context)
         return EncodeOutput(indices=out.indices, quantized=out.quantized, latents=latents, lengths=lengths)
 
     def decode(self, indices: torch.Tensor, **context) -> torch.Tensor:
         """Indices -> signal."""
+        self.keywords.check("decode", context, f"{type(self).__name__}.decode")
         self.quantizer.check_indices(indices, self.latent_ndim)
+        self.check_token_grid(indices)
         codes = self.quantizer.indices_to_codes(indices.to(torch.int64))
-        return self.decode_latents(codes, **self._model_context(context))
+        return self.decode_latents(codes, **context)
+
+    def check_token_grid(self, indices: torch.Tensor) -> None:
+        """Refuse, before any work, a token grid too large to decode; nothing to check by default."""
 
     def forward(self, x: torch.Tensor, **context) -> TokenizerOutput:
-        """Training pass: reconstruction, named losses (reconstruction + quantizer) and codebook stats."""
-        _, out, _ = self._quantize(x, context)
-        reconstruction = self.decode_latents(out.quantized, **self._model_context(context))
-        losses = {"reconstruction": self.reconstruction_loss(reconstruction, x, **context), **out.losses}
-        return TokenizerOutput(
+        """Training pass: reconstruction, the named weighted losses (reconstruction, quantizer, the family's
+        own) that sum to ``loss``, codebook statistics, and ``extras``."""
+        self.keywords.check("train", context, f"{type(self).__name__}.forward")
+        latents, quantized, _ = self._quantize(x, context)
+        reconstruction = self.decode_latents(quantized.quantized, **context)
+        out = TokenizerOutput(
             reconstruction=reconstruction,
-            indices=out.indices,
-            loss=losses["reconstruction"] + out.loss,
-            losses=losses,
-            stats=out.stats,
+            indices=quantized.indices,
+            loss=torch.zeros(()),
+            losses={},
+            stats=quantized.stats,
+            extras={"latents": latents, "quantized": quantized.quantized, **quantized.extras},
         )
+        named = {"reconstruction": self.reconstruction_loss(reconstruction, x, **context), **self.extra_losses(x, out, **context)}
+        undeclared = set(named) - {"reconstruction", *self.loss_names}
+        clashing = set(named) & set(quantized.losses)
+        if undeclared or clashing:
+            raise RuntimeError(f"{type(self).__name__}.extra_losses returned undeclared {sorted(undeclared)} or clashing {sorted(clashing)} losses")
+        weights = self.config.loss_weights
+        out.losses = {**{name: weights.get(name, 1.0) * value for name, value in named.items()}, **quantized.losses}
+        out.loss = sum(out.losses.values())
+        return out
 
     def _quantize(self, x: torch.Tensor, context: dict[str, Any]) -> tuple[torch.Tensor, QuantizerOutput, torch.Tensor | None]:
-        self.input_spec.validate(x, **context)
-        latents = self.encode_latents(x, **self._model_context(context))
+        self.validate_input(x, context)
+        latents = self.encode_latents(x, **context)
         lengths = self.token_lengths(context)
         mask = None if lengths is None else lengths_to_mask(lengths, latents.shape[-1])
         return latents, self.quantizer(latents, mask), lengths
 
-    def _model_context(self, context: dict[str, Any]) -> dict[str, Any]:
-        return {key: value for key, value in context.items() if key in self.model_context_keys}
-
     # ---------------------------------------------------------------- Hub I/O
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card."""
+        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card (the folder as a whole)."""
         hub.save_pretrained(self, directory)
 
     def push_to_hub(self, repo_id: str, **kwargs):

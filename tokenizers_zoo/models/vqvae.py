@@ -6,12 +6,12 @@ ships inside the package, so every path of the zoo (registry, Hub format, CLI) w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..config import check_positive
 from ..quantizers import build_quantizer
 from ..registry import ModelInfo, register_model
 from ..specs import ImageSpec
@@ -28,7 +28,10 @@ class VQVAEConfig(TokenizerConfig, TamingArch):
     in_channels: int = 3
     embed_dim: int = 256
     value_range: tuple[float, float] = (-1.0, 1.0)
-    quantizer: dict[str, Any] = field(default_factory=lambda: {"type": "vq", "codebook_size": 1024})
+
+    def validate(self) -> None:
+        check_positive(self, "in_channels", "embed_dim")
+        super().validate()
 
     def input_spec(self) -> ImageSpec:
         return ImageSpec(self.in_channels, self.value_range, self.downsample_factor, self.resolution)

@@ -6,10 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import chunked_attention
+
 
 def group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:
     """GroupNorm as VQGAN uses it (eps 1e-6, affine)."""
-    if channels % groups:
+    if groups < 1 or channels % groups:
         raise ValueError(f"{channels} channels cannot be split into {groups} norm groups")
     return nn.GroupNorm(groups, channels, eps=1e-6, affine=True)
 
@@ -44,7 +46,7 @@ class AttnBlock(nn.Module):
         b, c, h, w = x.shape
         normed = self.norm(x)
         q, k, v = (proj(normed).reshape(b, 1, c, h * w).transpose(2, 3) for proj in (self.q, self.k, self.v))
-        out = F.scaled_dot_product_attention(q, k, v).transpose(2, 3).reshape(b, c, h, w)
+        out = chunked_attention(q, k, v).transpose(2, 3).reshape(b, c, h, w)
         return x + self.proj_out(out)
 
 

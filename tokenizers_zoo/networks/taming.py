@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Config, ConfigError, check_positive
 from ..interfaces import Decoder, Encoder
 from .blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm
 
 
 @dataclass
-class TamingArch:
+class TamingArch(Config):
     """Shape of a taming encoder/decoder pair (model configs extend it). Defaults: VQGAN f16 (16x16 latents at 256 px)."""
 
     ch: int = 128
@@ -29,9 +30,27 @@ class TamingArch:
     dropout: float = 0.0
     norm_groups: int = 32
 
+    def validate(self) -> None:
+        check_positive(self, "ch", "ch_mult", "num_res_blocks", "resolution", "z_channels", "norm_groups")
+        if not self.ch_mult:
+            raise ConfigError("ch_mult must list at least one level")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        widths = sorted({self.ch * m for m in self.ch_mult})
+        if any(width % self.norm_groups for width in widths):
+            raise ConfigError(f"every width {widths} must be a multiple of norm_groups={self.norm_groups}")
+        super().validate()
+
     @property
     def downsample_factor(self) -> int:
         return 2 ** (len(self.ch_mult) - 1)
+
+    def attention_scale(self) -> int:
+        """Positions of the largest attention layer per latent position: (2^l)^2 for the finest level l
+        (counted up from the latent) whose resolution is in ``attn_resolutions``; 1 for the middle block."""
+        levels = len(self.ch_mult)
+        finest = max((levels - 1 - level for level in range(levels) if self.resolution // 2**level in self.attn_resolutions), default=0)
+        return 4**finest
 
 
 def _stage(arch: TamingArch, block_in: int, block_out: int, num_blocks: int, res: int) -> nn.Module:
@@ -89,6 +108,10 @@ class TamingEncoder(Encoder):
         self.mid = _mid_block(block_in, arch)
         self.norm_out = group_norm(block_in, arch.norm_groups)
         self.conv_out = nn.Conv2d(block_in, arch.z_channels, 3, padding=1)
+        self.attention_scale = arch.attention_scale()
+
+    def attention_positions(self, latent_size: tuple[int, ...]) -> int:
+        return latent_size[0] * latent_size[1] * self.attention_scale
 
     def forward(self, x: torch.Tensor, **context) -> torch.Tensor:
         h = self.conv_in(x)
@@ -124,6 +147,13 @@ class TamingDecoder(Decoder):
         self.up = nn.ModuleList(stages)
         self.norm_out = group_norm(block_in, arch.norm_groups)
         self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
+        self.attention_scale = arch.attention_scale()
+
+    def attention_positions(self, latent_size: tuple[int, ...]) -> int:
+        return latent_size[0] * latent_size[1] * self.attention_scale
+
+    def last_layer(self) -> torch.Tensor:
+        return self.conv_out.weight
 
     def forward(self, quantized: torch.Tensor, **context) -> torch.Tensor:
         h = _run_mid(self.mid, self.conv_in(quantized))

@@ -1,6 +1,19 @@
-"""Operators shared by every model: the nearest-codeword search (chunked torch on CPU, fused kernel on CUDA)."""
+"""Operators shared by every model: the nearest-codeword search (chunked torch on CPU, fused kernel on CUDA)
+and the chunked soft assignments to all codes (probabilities, entropies, KL)."""
 
 from . import cuda  # registers the CUDA kernel of the op (built lazily, at the first CUDA call)
 from .nearest_codeword import METRICS, Nearest, chunk_elements, max_chunk_elements, nearest_codeword
+from .soft_assignment import CodeEntropy, code_entropy, code_kl, code_probabilities
 
-__all__ = ["METRICS", "Nearest", "chunk_elements", "cuda", "max_chunk_elements", "nearest_codeword"]
+__all__ = [
+    "METRICS",
+    "CodeEntropy",
+    "Nearest",
+    "chunk_elements",
+    "code_entropy",
+    "code_kl",
+    "code_probabilities",
+    "cuda",
+    "max_chunk_elements",
+    "nearest_codeword",
+]

@@ -1,9 +1,11 @@
 """The CUDA kernel behind ``tokenizers_zoo::nearest_codeword``, built from ``cuda/`` with torch's extension tooling.
 
 The extension compiles at the first CUDA call (cached under ``TORCH_EXTENSIONS_DIR``) or ahead of time with
-``tokenizers-zoo build-cuda``. ``TOKENIZERS_ZOO_CUDA`` chooses: ``auto`` (default: use the kernel, fall back to
-the chunked torch search with one warning if it cannot be built), ``0`` (never build it), ``1`` (raise if
-it cannot be built). ``TOKENIZERS_ZOO_CUDA_ARCHS`` (e.g. ``"80;90"``) sets the architectures to build for;
+``tokenizers-zoo build-cuda``. ``TOKENIZERS_ZOO_CUDA`` chooses: ``0`` (default: the exact chunked torch search
+on CUDA tensors), ``auto`` (use the kernel, fall back to the chunked search with one warning if it cannot be
+built), ``1`` (use the kernel, raise if it cannot be built). The kernel is opt-in until it is exact on every
+input: on an H200 it returned wrong codes for dense, low-rank and offset codebooks (see
+``benchmarks/RESULTS.md``), which its first-use self-check did not catch. ``TOKENIZERS_ZOO_CUDA_ARCHS`` (e.g. ``"80;90"``) sets the architectures to build for;
 by default the visible GPU's, or sm_80 and sm_90 on a machine without one.
 
 On CUDA the search is the fused kernel: bf16 tensor-core scores on centred (or, for cosine, unit) vectors,
@@ -124,7 +126,7 @@ def self_check(module, device: torch.device | str = "cuda") -> None:
 def load_extension():
     """The built and self-checked module, or ``None`` (after one warning) when the kernel is disabled, cannot
     be built, or fails its first-use check against the exact CPU search."""
-    mode = os.environ.get("TOKENIZERS_ZOO_CUDA", "auto")
+    mode = os.environ.get("TOKENIZERS_ZOO_CUDA", "0")
     if mode == "0":
         return None
     try:

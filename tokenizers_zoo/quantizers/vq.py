@@ -1,7 +1,14 @@
-"""Plain vector quantization (VQ-VAE), the base the other codebook quantizers extend."""
+"""Plain vector quantization (VQ-VAE), the base the other codebook quantizers extend.
+
+A codebook quantizer keeps a stored *table* (``codebook``: a parameter, an EMA buffer, or a frozen buffer)
+and searches an *effective codebook* derived from it by :meth:`VectorQuantizer.get_codebook`. Here they are
+the same; :class:`~tokenizers_zoo.quantizers.projected.ProjectedQuantizer` maps a frozen table through a
+trainable linear layer (SimVQ, VQGAN-LC) by overriding :meth:`project` and :meth:`new_table`.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -12,11 +19,13 @@ from ..interfaces import Quantizer, from_vectors, to_vectors
 from ..ops import METRICS, nearest_codeword
 from ..outputs import QuantizerOutput
 from .kmeans import kmeans
+from .registry import register_quantizer
 from .stats import stats_from_counts
 
 _MIN_DEAD_USAGE = 1e-3  # running usage below which a code counts as dead in the statistics
 
 
+@register_quantizer("vq")
 class VectorQuantizer(Quantizer):
     """Nearest code by L2 or cosine distance, straight-through gradients.
 
@@ -35,8 +44,14 @@ class VectorQuantizer(Quantizer):
         sync: keep the codebook identical across DDP ranks (``"auto"``: whenever a process group with
             several ranks is initialised, decided at each training forward).
 
-    All quantizer math runs in float32, also under autocast; ``quantized`` has the input's dtype.
+    EMA, k-means init and restarts write into the table, so they are refused for a frozen table (a
+    subclass's fixed basis, or a table whose ``requires_grad`` was switched off). All quantizer math runs
+    in float32, also under autocast; ``quantized`` has the input's dtype.
     """
+
+    statistics_buffers = ("embed_sum", "cluster_size", "initialized")
+    table_trainable = True
+    """False for subclasses whose stored table is a fixed basis (a buffer that nothing may overwrite)."""
 
     def __init__(
         self,
@@ -56,35 +71,72 @@ class VectorQuantizer(Quantizer):
         super().__init__()
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-        if dim < 1 or codebook_size < 1:
-            raise ValueError(f"dim and codebook_size must be positive, got {dim} and {codebook_size}")
+        if dim < 1 or codebook_size < 1 or kmeans_iters < 1:
+            raise ValueError(f"dim, codebook_size and kmeans_iters must be positive, got {dim}, {codebook_size}, {kmeans_iters}")
+        for name, value in (("beta", beta), ("codebook_weight", codebook_weight), ("dead_code_threshold", dead_code_threshold)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         if sync not in (True, False, "auto"):
             raise ValueError(f"sync must be True, False or 'auto', got {sync!r}")
+        if not self.table_trainable and (ema or kmeans_init or dead_code_threshold > 0):
+            raise ValueError(
+                f"{type(self).__name__} keeps a frozen code table: EMA updates, k-means init and dead-code restarts "
+                "would overwrite it (set ema=False, kmeans_init=False, dead_code_threshold=0)"
+            )
         self.dim, self.codebook_size, self.metric = dim, codebook_size, metric
         self.beta, self.codebook_weight = beta, codebook_weight
         self.ema, self.decay = ema, decay
         self.kmeans_init, self.kmeans_iters = kmeans_init, kmeans_iters
         self.dead_code_threshold, self.sync = dead_code_threshold, sync
 
-        codebook = torch.empty(codebook_size, dim).uniform_(-1.0 / codebook_size, 1.0 / codebook_size)
+        table = self.new_table()
         if ema:
-            self.register_buffer("codebook", codebook)
-            self.register_buffer("embed_sum", codebook.clone())
+            self.register_buffer("codebook", table)
+            self.register_buffer("embed_sum", table.clone())
+        elif self.table_trainable:
+            self.codebook = torch.nn.Parameter(table)
         else:
-            self.codebook = torch.nn.Parameter(codebook)
+            self.register_buffer("codebook", table)
         self.register_buffer("cluster_size", torch.ones(codebook_size))
         self.register_buffer("initialized", torch.tensor(not kmeans_init))
 
+    # ---------------------------------------------------------------- the codebook
+
+    def new_table(self) -> torch.Tensor:
+        """The initial stored table: ``[K, dim]`` uniform in ``±1/K`` (taming's VQ init)."""
+        return torch.empty(self.codebook_size, self.dim).uniform_(-1.0 / self.codebook_size, 1.0 / self.codebook_size)
+
+    def project(self, table: torch.Tensor) -> torch.Tensor:
+        """Stored table -> effective codes (identity here)."""
+        return table
+
     def get_codebook(self) -> torch.Tensor:
-        """The ``[K, dim]`` float32 table the lookup searches (unit rows for the cosine metric)."""
-        codebook = self.codebook.float()
+        """The effective ``[K, dim]`` float32 codebook the lookup searches (unit rows for the cosine metric).
+
+        Differentiable with respect to whatever :meth:`project` learns.
+        """
+        codebook = self.project(self.codebook.float())
         return F.normalize(codebook, dim=1) if self.metric == "cosine" else codebook
+
+    @property
+    def table_frozen(self) -> bool:
+        """True when the stored table must not be written: a fixed basis, or a parameter with grads off."""
+        if self.ema:
+            return False
+        return not self.table_trainable or not self.codebook.requires_grad
+
+    @property
+    def learns_by_gradient(self) -> bool:
+        """True when the codes are trained by the codebook loss (not EMA, and something trainable)."""
+        return not self.ema and any(p.requires_grad for p in self.parameters())
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         codes = F.embedding(indices, self.get_codebook())
         return codes.movedim(-1, 1)
+
+    # ---------------------------------------------------------------- quantization
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> QuantizerOutput:
         if z.ndim < 2 or z.shape[1] != self.dim:
@@ -98,14 +150,16 @@ class VectorQuantizer(Quantizer):
         if self.metric == "cosine":
             vectors = F.normalize(vectors, dim=1)
         sync = self._sync_enabled()
-        if self.training and not bool(self.initialized):
-            self._init_codebook(_select(vectors, valid), sync)
+        if self.training:
+            self._refuse_writes_to_a_frozen_table()
+            if not bool(self.initialized):
+                self._init_codebook(_select(vectors, valid), sync)
 
         codebook = self.get_codebook()
         indices = nearest_codeword(vectors, codebook, metric=self.metric).indices
         codes = F.embedding(indices, codebook)
         losses = {"commitment": self.beta * _masked_mse(vectors, codes.detach(), valid)}
-        if not self.ema:
+        if self.learns_by_gradient:
             losses["codebook"] = self.codebook_weight * _masked_mse(codes, vectors.detach(), valid)
         quantized = codes.detach() + (vectors - vectors.detach())  # straight-through; value is exactly the code
 
@@ -125,6 +179,15 @@ class VectorQuantizer(Quantizer):
 
     def _sync_enabled(self) -> bool:
         return self.training and self.sync is not False and distributed.is_distributed()
+
+    def _refuse_writes_to_a_frozen_table(self) -> None:
+        if self.table_frozen and (not bool(self.initialized) or self.dead_code_threshold > 0):
+            raise RuntimeError(
+                f"the code table of this {type(self).__name__} is frozen (requires_grad=False), but k-means init or "
+                "dead-code restarts would overwrite it: turn them off, or freeze the whole quantizer (eval mode)"
+            )
+
+    # ---------------------------------------------------------------- codebook updates (training only)
 
     @torch.no_grad()
     def _init_codebook(self, vectors: torch.Tensor, sync: bool) -> None:

@@ -1,7 +1,8 @@
-"""The shared training loop and the recipe runner."""
+"""The shared trainer, its optimizers and checkpoints, and the recipe runner."""
 
 from .ema import WeightEMA
-from .recipe import run_recipe
+from .optim import OptimizerConfig, ParamGroup, build_optimizer, freeze
+from .recipe import build_trainer, run_recipe
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["TrainConfig", "Trainer", "WeightEMA", "run_recipe"]
+__all__ = ["OptimizerConfig", "ParamGroup", "TrainConfig", "Trainer", "WeightEMA", "build_optimizer", "build_trainer", "freeze", "run_recipe"]
