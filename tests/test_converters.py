@@ -62,3 +62,15 @@ def test_taming_has_no_ema_and_mismatched_tensors_are_named(tmp_path):
     torch.save(checkpoint, tmp_path / "damaged.ckpt")
     with pytest.raises(tokenizers_zoo.CheckpointError, match="mis-shaped keys.*decoder.conv_in.weight"):
         tokenizers_zoo.convert_official(tmp_path / "damaged.ckpt")
+
+
+@pytest.mark.parametrize("name", ["vqgan_imagenet_f16_1024", "vqgan_imagenet_f16_16384", "vqgan_tiny"])
+def test_registered_taming_vqgans_are_what_the_converter_infers(name):
+    """The registered configs equal what the converter reads from official-layout tensors of that size."""
+    with torch.device("meta"):
+        model = tokenizers_zoo.create_model(name)
+    state = {("quantize.embedding.weight" if k == "quantizer.codebook" else k): v for k, v in model.state_dict().items()
+             if not k.startswith("quantizer.") or k == "quantizer.codebook"}
+    official_yaml = {"model": {"params": {"ddconfig": {"resolution": model.config.resolution}}}}
+    assert infer_config(state, official_yaml) == model.config
+    assert tokenizers_zoo.model_info(name).license in ("mit", "apache-2.0")

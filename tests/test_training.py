@@ -133,3 +133,18 @@ def test_gan_recipe_freezes_and_uses_its_objective(tmp_path, cifar_layout):
     assert not any(p.requires_grad for p in trainer.model.encoder.parameters())
     assert trainer.disc_optimizer is not None and type(trainer.optimizer).__name__ == "Adam"
     assert trainer.model.quantizer in trainer.frozen
+
+
+def test_train_command_starts_from_another_model(tmp_path, cifar_layout):
+    """`--init-from` replaces the recipe's model: e.g. a VQGAN-LC whose table build-codebook filled."""
+    from tokenizers_zoo.cli import main
+
+    start = tokenizers_zoo.create_model("vqgan_lc_tiny")
+    with torch.no_grad():
+        start.quantizer.codebook.normal_()
+    start.save_pretrained(tmp_path / "start")
+    recipe = Path(__file__).parents[1] / "recipes" / "vqgan_lc_tiny_cifar10.json"
+    assert main(["train", str(recipe), "--data", str(cifar_layout), "--output", str(tmp_path / "run"), "--steps", "1",
+                 "--init-from", str(tmp_path / "start")]) == 0
+    trained = tokenizers_zoo.from_pretrained(tmp_path / "run" / "final")
+    assert torch.equal(trained.quantizer.codebook, start.quantizer.codebook)  # the frozen table came from --init-from

@@ -1,5 +1,5 @@
 """The ``tokenizers-zoo`` command (also ``python -m tokenizers_zoo``): list, info, encode, decode, eval, convert,
-train, build-cuda. Readers and writers follow the model's modality; every refusal is one line on stderr."""
+build-codebook, fold, train, build-cuda. Readers and writers follow the model's modality; every refusal is one line on stderr."""
 
 from __future__ import annotations
 
@@ -12,23 +12,28 @@ import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 from tqdm import tqdm
 
 from . import registry
 from .atomic import atomic_folder
-from .config import ConfigError
+from .config import ConfigError, read_json
 from .converters import convert_official
 from .data.signal_files import SignalFiles, signal_files
+from .factory import create_model
 from .hub import CheckpointError, load_pretrained
-from .metrics import CodebookUsage
+from .metrics import CodebookUsage, bits_per_pixel, frechet_inception_distance
+from .objectives import LPIPS
 from .ops.cuda import CudaUnavailable
 from .token_file import TokenFile, TokenFileError, load_tokens, save_tokens
 
+if TYPE_CHECKING:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
 USER_ERRORS = (
-    FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, ValueError, TypeError, KeyError,
+    FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, ValueError, TypeError, KeyError, ImportError,
     ConfigError, CheckpointError, TokenFileError, CudaUnavailable,
 )
 MAX_NAME_BYTES = 255
@@ -78,13 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="decode with a model whose codebook differs; overwrite outputs")
     p.set_defaults(run=cmd_decode)
 
-    p = commands.add_parser("eval", help="reconstruction quality and codebook usage over a folder")
+    p = commands.add_parser("eval", help="reconstruction quality, bits per pixel and codebook usage over a folder")
     _model_arguments(p)
     p.add_argument("data", help="folder of signal files")
     p.add_argument("--size", type=int)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, help="use at most this many files")
     p.add_argument("--save-reconstructions", metavar="DIR")
+    p.add_argument("--lpips-backbone", metavar="PATH", help="images: torchvision vgg16 state dict, for LPIPS (with --lpips-linear)")
+    p.add_argument("--lpips-linear", metavar="PATH", help="images: LPIPS v0.1 vgg.pth linear weights (with --lpips-backbone)")
+    p.add_argument("--inception", metavar="PATH", help="images: torch-fidelity's InceptionV3 FID weights file, for rFID")
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("convert", help="an official checkpoint -> a zoo model folder")
@@ -96,6 +104,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-pickle", action="store_true", help="allow a file that needs full unpickling (runs code!)")
     p.add_argument("--force", action="store_true", help="replace an existing model folder")
     p.set_defaults(run=cmd_convert)
+
+    p = commands.add_parser("build-codebook", help="fill a model's frozen (LC) table with k-means of pooled patch features")
+    p.add_argument("model", help="registered name, saved folder or Hub repo id whose quantizer has a projected table")
+    p.add_argument("images", help="folder of images (one sub-folder per class with --per-class)")
+    p.add_argument("-o", "--output", required=True, help="model folder to write")
+    p.add_argument("--encoder", required=True, help="timm model name (built without downloading anything)")
+    p.add_argument("--encoder-weights", help="timm state dict for the encoder (.safetensors or .pth); default: random features")
+    p.add_argument("--trust-pickle", action="store_true", help="allow encoder weights that need full unpickling (runs code!)")
+    p.add_argument("--size", type=int, default=224, help="resize the shorter side and centre-crop to SIZE")
+    p.add_argument("--pool", type=int, default=4, help="average-pool the token grid in POOL x POOL cells")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--iters", type=int, default=10, help="k-means iterations")
+    p.add_argument("--per-class", action="store_true", help="one k-means per sub-folder, as VQGAN-LC does per ImageNet class")
+    p.add_argument("--project", action="store_true", help="map ViT tokens through the encoder's head (CLIP's projection)")
+    p.add_argument("--force", action="store_true", help="replace an existing model folder")
+    p.set_defaults(run=cmd_build_codebook)
+
+    p = commands.add_parser("fold", help="fold a projected table into a plain codebook (same tokens, small inference model)")
+    p.add_argument("model", help="registered name, saved folder or Hub repo id")
+    p.add_argument("-o", "--output", required=True, help="model folder to write")
+    p.add_argument("--force", action="store_true", help="replace an existing model folder")
+    p.set_defaults(run=cmd_fold)
 
     p = commands.add_parser("build-cuda", help="compile the CUDA nearest-codeword kernel ahead of time")
     p.add_argument("--build-dir", help="where to build (default: torch's extension cache, used at run time)")
@@ -109,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-data", help="folder of validation data (default: the recipe's split, if any)")
     p.add_argument("--output", required=True, help="run folder (checkpoints, log, best and final model)")
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
+    p.add_argument("--init-from", help="start from this model (folder, registered name, Hub id) instead of the recipe's")
     p.set_defaults(run=cmd_train)
     return parser
 
@@ -200,9 +231,11 @@ def cmd_eval(args) -> None:
     tokenizer = load_pretrained(args.model, revision=args.revision, device=device)
     files = signal_files(tokenizer.input_spec.modality)
     paths = files.list(Path(args.data))[: args.limit]
+    lpips, fid = _image_judges(args, tokenizer, len(paths), device)
     options = {"size": args.size}
     usage = CodebookUsage(tokenizer.quantizer.codebook_size, tokenizer.quantizer.num_groups)
     totals: dict[str, list[torch.Tensor]] = defaultdict(list)
+    bpp: list[float] = []
     with torch.no_grad():
         for batch in _batches(list(enumerate(paths)), files, options, args.batch_size):
             signals = torch.stack([files.read(paths[i], tokenizer, options) for i in batch]).to(device)
@@ -211,13 +244,27 @@ def cmd_eval(args) -> None:
             usage.update(out.indices)
             for name, values in tokenizer.reconstruction_metrics(signals, reconstruction).items():
                 totals[name].append(values.cpu())
+            if tokenizer.input_spec.modality == "image":
+                bpp += [bits_per_pixel(out.indices, signals.shape[-2:], usage.codebook_size)] * len(batch)
+            if lpips is not None:
+                totals["lpips"].append(lpips(*(_in_range(t, tokenizer, -1.0, 1.0) for t in (reconstruction, signals))).cpu())
+            if fid is not None:
+                fid.update(_in_range(signals, tokenizer, 0.0, 255.0).round().to(torch.uint8), real=True)
+                fid.update(_in_range(reconstruction, tokenizer, 0.0, 255.0).round().to(torch.uint8), real=False)
             if args.save_reconstructions:
                 for i, signal in zip(batch, reconstruction):
                     name = PurePosixPath(paths[i].relative_to(args.data).as_posix()).with_suffix(files.output_suffix)
                     files.write(signal, Path(args.save_reconstructions) / name, tokenizer)
     result = {"model": args.model, "items": len(paths)}
-    result.update({name: round(float(torch.cat(values).mean()), 3) for name, values in totals.items()})
+    result.update({name: round(float(torch.cat(values).mean()), 4) for name, values in totals.items()})
+    if bpp:
+        result["bpp"] = math.fsum(bpp) / len(bpp)  # not rounded: exact for power-of-two codebooks
+    if fid is not None:
+        result["rfid"] = round(max(float(fid.compute()), 0.0), 4)  # identical sets can give -1e-6
     result.update(codebook_usage=round(usage.usage, 4), codebook_perplexity=round(usage.perplexity, 2), codebook_size=usage.codebook_size)
+    if usage.num_groups > 1:
+        result.update({f"codebook_usage/{g}": round(float(v), 4) for g, v in enumerate(usage.group_usage())})
+        result.update({f"codebook_perplexity/{g}": round(float(v), 2) for g, v in enumerate(usage.group_perplexity())})
     bad = [name for name, value in result.items() if isinstance(value, float) and not math.isfinite(value)]
     if bad:
         raise ValueError(f"{args.model} gives non-finite {bad} on this data (NaN or infinite weights or outputs?)")
@@ -233,6 +280,46 @@ def cmd_convert(args) -> None:
     print(f"{args.checkpoint} -> {output} ({model.architecture}, {sum(p.numel() for p in model.parameters()):,} parameters)")
 
 
+def cmd_build_codebook(args) -> None:
+    from .training.codebook import build_codebook, fill_table, load_encoder, projected_table
+
+    _check_positive(size=args.size, pool=args.pool, batch_size=args.batch_size, iters=args.iters)
+    output = _new_model_folder(args.output, args.force)
+    model = _model_to_edit(args.model)
+    codes, width = projected_table(model).shape
+    encoder = load_encoder(args.encoder, args.encoder_weights, args.trust_pickle)
+    codebook = build_codebook(
+        args.images, encoder, codes, size=args.size, pool=args.pool, batch_size=args.batch_size, iters=args.iters,
+        project=args.project, per_class=args.per_class, feature_dim=width,
+    )
+    fill_table(model, codebook)
+    model.save_pretrained(output)
+    print(f"{codes} x {width} k-means codebook from {args.images} ({args.encoder}) -> {output}")
+
+
+def cmd_fold(args) -> None:
+    from .training.codebook import fold_projected
+
+    output = _new_model_folder(args.output, args.force)
+    folded = fold_projected(_model_to_edit(args.model))
+    folded.save_pretrained(output)
+    print(f"{args.model} -> {output} ({folded.quantizer.codebook_size} codes of {folded.quantizer.code_dim} dims, folded)")
+
+
+def _new_model_folder(path: str, force: bool) -> Path:
+    output = Path(path)
+    if output.exists() and not force:
+        raise FileExistsError(f"{output} exists; pass --force to replace it")
+    return output
+
+
+def _model_to_edit(source: str):
+    """A registered model without released weights is built fresh; anything else loads with its weights."""
+    if registry.is_model(source) and registry.model_info(source).weights is None:
+        return create_model(source)
+    return load_pretrained(source)
+
+
 def cmd_build_cuda(args) -> None:
     from .ops.cuda import build_extension
 
@@ -243,10 +330,35 @@ def cmd_build_cuda(args) -> None:
 def cmd_train(args) -> None:
     from .training import run_recipe
 
-    run_recipe(args.recipe, args.data, args.output, {"steps": args.steps} if args.steps else None, args.val_data)
+    recipe = read_json(args.recipe)
+    if args.init_from:
+        recipe = {**recipe, "init_from": args.init_from, "overrides": {}}
+    run_recipe(recipe, args.data, args.output, {"steps": args.steps} if args.steps else None, args.val_data)
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _image_judges(args, tokenizer, items: int, device: torch.device) -> tuple[LPIPS | None, FrechetInceptionDistance | None]:
+    """The LPIPS network and the FID metric ``eval`` was asked for, built (and checked) before any work."""
+    flags = {"--lpips-backbone": args.lpips_backbone, "--lpips-linear": args.lpips_linear, "--inception": args.inception}
+    wanted = [flag for flag, value in flags.items() if value]
+    if wanted and tokenizer.input_spec.modality != "image":
+        raise ValueError(f"{' '.join(wanted)}: LPIPS and rFID are image metrics; {args.model} is a {tokenizer.input_spec.modality} model")
+    if (args.lpips_backbone is None) != (args.lpips_linear is None):
+        raise ValueError("LPIPS needs both --lpips-backbone (torchvision vgg16 weights) and --lpips-linear (LPIPS vgg.pth)")
+    if args.inception and items < 2:
+        raise ValueError(f"rFID needs at least 2 images, got {items}")
+    lpips = LPIPS.from_files(args.lpips_backbone, args.lpips_linear).to(device) if args.lpips_backbone else None
+    fid = frechet_inception_distance(args.inception).to(device) if args.inception else None
+    return lpips, fid
+
+
+def _in_range(images: torch.Tensor, tokenizer, low: float, high: float) -> torch.Tensor:
+    """Images in the model's value range (clamped to it), mapped linearly onto [low, high]."""
+    model_low, model_high = tokenizer.input_spec.value_range
+    unit = (images.float().clamp(model_low, model_high) - model_low) / (model_high - model_low)
+    return low + unit * (high - low)
 
 
 def resolve_device(name: str) -> torch.device:

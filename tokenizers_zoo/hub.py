@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import tempfile
+import zipfile
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -83,6 +85,23 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
         return load_file(path, device=str(device))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {error}") from error
+
+
+def read_weights(path: str | os.PathLike, what: str = "weights") -> dict[str, torch.Tensor]:
+    """A flat state dict from a safetensors file, or from a PyTorch file read with ``weights_only=True``
+    (a file that needs more unpickling is refused). ``what`` names the file's role in errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} file {path}")
+    if path.suffix == ".safetensors":
+        return read_checkpoint(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"{path} ({what}) is not a state dict readable with weights_only=True: {error}") from error
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} ({what}) must hold a state dict of tensors, got {type(state).__name__}")
+    return state
 
 
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, strict: bool = True) -> None:

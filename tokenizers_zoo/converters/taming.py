@@ -6,18 +6,19 @@ same names as :mod:`tokenizers_zoo.networks.taming`), ``quant_conv`` / ``post_qu
 The architecture is read from the tensors: widths from the convolutions, levels and blocks from the keys,
 attention levels from where ``attn`` blocks exist. taming's quantizer weights its losses "legacy" style
 (commitment 1, codebook 0.25), kept for fine-tuning. There is no EMA in these files.
+
+:func:`infer_taming_arch` serves every converter of a taming-backbone family (VQGAN-LC too).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import torch
 
-from ..hub import CheckpointError, load_state_dict_checked
 from ..models.vqvae import VQVAE, VQVAEConfig
+from .common import container, drop_training_weights, load_converted, numbered, weights_in
 from .registry import Converter, register_converter
 
 log = logging.getLogger(__name__)
@@ -25,56 +26,48 @@ log = logging.getLogger(__name__)
 REFERENCE_RESOLUTION = 256  # attention levels are stored as resolutions relative to this (as taming's configs do)
 
 
-def _state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    state = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state, dict):
-        raise CheckpointError("the checkpoint's 'state_dict' is not a dict of tensors")
-    return state
-
-
 def detect(checkpoint: dict[str, Any]) -> bool:
-    state = checkpoint.get("state_dict", checkpoint)
-    return isinstance(state, dict) and {"quantize.embedding.weight", "encoder.conv_in.weight", "decoder.conv_out.weight"} <= state.keys()
+    state = container(checkpoint)
+    expected = {"quantize.embedding.weight", "quant_conv.weight", "encoder.conv_in.weight", "decoder.conv_out.weight"}
+    return isinstance(state, dict) and expected <= state.keys()  # quant_conv: SimVQ's files have none
 
 
-def infer_config(state: dict[str, torch.Tensor]) -> VQVAEConfig:
-    """The ``VQVAEConfig`` whose model has exactly these tensors."""
+def infer_taming_arch(state: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The backbone fields of :class:`VQVAEConfig` (the ``TamingArch`` fields, ``in_channels``, ``embed_dim``) whose
+    model has exactly the ``encoder.*``, ``decoder.*`` and ``quant_conv`` tensors of ``state``.
+
+    Only shapes and key names are read. Attention levels become resolutions relative to the training resolution:
+    ``model.params.ddconfig.resolution`` of the official YAML ``config`` when given, else 256.
+    """
+    resolution = ((config or {}).get("model", {}).get("params", {}).get("ddconfig", {}).get("resolution")) or REFERENCE_RESOLUTION
     ch = state["encoder.conv_in.weight"].shape[0]
-    levels = sorted({int(m.group(1)) for key in state if (m := re.match(r"encoder\.down\.(\d+)\.", key))})
-    blocks = {int(m.group(1)) for key in state if (m := re.match(r"encoder\.down\.0\.block\.(\d+)\.", key))}
-    codebook = state["quantize.embedding.weight"]
-    attention = tuple(REFERENCE_RESOLUTION // 2**level for level in levels if f"encoder.down.{level}.attn.0.q.weight" in state)
-    return VQVAEConfig(
+    levels = numbered(state, r"encoder\.down\.(\d+)\.")
+    blocks = numbered(state, r"encoder\.down\.0\.block\.(\d+)\.")
+    return dict(
         ch=ch,
         ch_mult=tuple(state[f"encoder.down.{level}.block.0.conv2.weight"].shape[0] // ch for level in levels),
         num_res_blocks=len(blocks),
-        attn_resolutions=attention,
-        resolution=REFERENCE_RESOLUTION,
+        attn_resolutions=tuple(resolution // 2**level for level in levels if f"encoder.down.{level}.attn.0.q.weight" in state),
+        resolution=resolution,
         z_channels=state["encoder.conv_out.weight"].shape[0],
         in_channels=state["encoder.conv_in.weight"].shape[1],
         embed_dim=state["quant_conv.weight"].shape[0],
-        quantizer={"type": "vq", "codebook_size": codebook.shape[0], "beta": 1.0, "codebook_weight": 0.25},
     )
+
+
+def infer_config(state: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> VQVAEConfig:
+    """The ``VQVAEConfig`` whose model has exactly these tensors."""
+    codebook = state["quantize.embedding.weight"]
+    quantizer = {"type": "vq", "codebook_size": codebook.shape[0], "beta": 1.0, "codebook_weight": 0.25}
+    return VQVAEConfig(**infer_taming_arch(state, config), quantizer=quantizer)
 
 
 def convert(checkpoint: dict[str, Any], config: dict[str, Any] | None, ema: bool | None) -> VQVAE:
     if ema:
         raise ValueError("taming-transformers checkpoints hold no EMA weights")
-    state = _state(checkpoint)
-    arch = infer_config(state)
-    if config is not None:
-        resolution = config.get("model", {}).get("params", {}).get("ddconfig", {}).get("resolution")
-        if resolution is not None:
-            scale = resolution / REFERENCE_RESOLUTION
-            arch = arch.replace(resolution=resolution, attn_resolutions=tuple(int(r * scale) for r in arch.attn_resolutions))
-    dropped = sorted({key.split(".")[0] for key in state if key.startswith("loss.")})
-    if dropped:
-        log.info("dropped the training-only weights under: %s", ", ".join(f"{prefix}.*" for prefix in dropped))
-    model = VQVAE(arch)
-    statistics = {f"quantizer.{name}": value for name, value in model.quantizer.state_dict().items() if name != "codebook"}
-    renamed = {("quantizer.codebook" if key == "quantize.embedding.weight" else key): value for key, value in state.items() if not key.startswith("loss.")}
-    load_state_dict_checked(model, {**statistics, **renamed}, "taming-transformers checkpoint")
-    return model
+    state = drop_training_weights(weights_in(checkpoint), ("loss.",), log)
+    renamed = {("quantizer.codebook" if key == "quantize.embedding.weight" else key): value for key, value in state.items()}
+    return load_converted(VQVAE(infer_config(state, config)), renamed, "taming-transformers checkpoint")
 
 
 register_converter(Converter(

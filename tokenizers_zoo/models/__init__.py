@@ -4,9 +4,12 @@ from .audio import AudioTokenizer
 from .graph import GraphTokenizer
 from .image import ImageTokenizer
 from .keywords import Keywords
+from .simvq import SimVQ, SimVQConfig
 from .tokenizer import Tokenizer, TokenizerConfig
 from .vqvae import VQVAE, VQVAEConfig
+from . import vqgan, vqgan_lc  # noqa: F401  (register the taming VQGAN and VQGAN-LC entries)
 
 __all__ = [
-    "AudioTokenizer", "GraphTokenizer", "ImageTokenizer", "Keywords", "Tokenizer", "TokenizerConfig", "VQVAE", "VQVAEConfig",
+    "AudioTokenizer", "GraphTokenizer", "ImageTokenizer", "Keywords", "SimVQ", "SimVQConfig", "Tokenizer", "TokenizerConfig",
+    "VQVAE", "VQVAEConfig",
 ]

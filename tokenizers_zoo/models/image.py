@@ -6,8 +6,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..metrics import psnr
+from ..metrics import SSIM_WINDOW, has_ssim, psnr, ssim
 from ..networks.attention import max_attention_positions
+from ..registry import ModelInfo, register_model
 from .tokenizer import Tokenizer
 
 
@@ -38,5 +39,27 @@ class ImageTokenizer(Tokenizer):
             )
 
     def reconstruction_metrics(self, x, reconstruction, **context) -> dict[str, torch.Tensor]:
+        """PSNR per item, and SSIM when torchmetrics is installed and the images fit its 11x11 window."""
         low, high = self.input_spec.value_range
-        return {"psnr": psnr(reconstruction.clamp(low, high), x, data_range=high - low)}
+        clamped = reconstruction.clamp(low, high)
+        metrics = {"psnr": psnr(clamped, x, data_range=high - low)}
+        if has_ssim() and min(x.shape[-2:]) >= SSIM_WINDOW:
+            metrics["ssim"] = ssim(clamped, x, data_range=high - low)
+        return metrics
+
+
+def register_image_model(name: str, architecture: str, config: Any, **metadata: Any) -> ModelInfo:
+    """Register ``config`` under ``name`` with the metadata the config itself determines (modality, codebook
+    size, groups, tokens per image at its training resolution, input spec) plus ``metadata``."""
+    side = config.resolution // config.downsample_factor
+    info = ModelInfo(
+        name=name,
+        architecture=architecture,
+        modality="image",
+        codebook_size=config.quantizer["codebook_size"],
+        num_groups=config.quantizer.get("groups", 1),
+        tokens_per_item=side * side,
+        input_spec=config.input_spec(),
+        **metadata,
+    )
+    return register_model(info, config)

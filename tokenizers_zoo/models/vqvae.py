@@ -13,10 +13,9 @@ from torch import nn
 
 from ..config import check_positive
 from ..quantizers import build_quantizer
-from ..registry import ModelInfo, register_model
 from ..specs import ImageSpec
 from ..networks.taming import TamingArch, TamingDecoder, TamingEncoder
-from .image import ImageTokenizer
+from .image import ImageTokenizer, register_image_model
 from .tokenizer import TokenizerConfig
 
 
@@ -70,30 +69,24 @@ TINY_CONFIG = VQVAEConfig(
                "kmeans_init": True, "dead_code_threshold": 0.25},
 )
 
-register_model(
-    ModelInfo(
-        name="vqvae_tiny",
-        architecture="vqvae",
-        modality="image",
-        description=(
-            "Reference model of tokenizers_zoo: a small convolutional VQ-VAE (taming VQGAN encoder/decoder, f4, "
-            "EMA codebook of 512 x 16) trained on 1,900 CIFAR-10 test images (32x32). For tests and demos, "
-            "not for research results."
-        ),
-        license="apache-2.0",
-        codebook_size=TINY_CONFIG.quantizer["codebook_size"],
-        tokens_per_item=(TINY_CONFIG.resolution // TINY_CONFIG.downsample_factor) ** 2,
-        input_spec=TINY_CONFIG.input_spec(),
-        paper="Neural Discrete Representation Learning (VQ-VAE)",
-        paper_url="https://arxiv.org/abs/1711.00937",
-        official_repo="https://github.com/CompVis/taming-transformers (encoder/decoder)",
-        weights="bundled:vqvae_tiny",
-        datasets=("cifar10",),
-        metrics={  # `tokenizers-zoo eval vqvae_tiny tests/data/cifar10`: the 100 held-out images
-            "psnr_db_cifar10_heldout100": 24.35,
-            "codebook_usage_cifar10_heldout100": 0.99,
-            "codebook_perplexity_cifar10_heldout100": 402.6,
-        },
-    ),
+register_image_model(
+    "vqvae_tiny",
+    "vqvae",
     TINY_CONFIG,
+    description=(
+        "Reference model of tokenizers_zoo: a small convolutional VQ-VAE (taming VQGAN encoder/decoder, f4, "
+        "EMA codebook of 512 x 16) trained on 1,900 CIFAR-10 test images (32x32). For tests and demos, "
+        "not for research results."
+    ),
+    license="apache-2.0",
+    paper="Neural Discrete Representation Learning (VQ-VAE)",
+    paper_url="https://arxiv.org/abs/1711.00937",
+    official_repo="https://github.com/CompVis/taming-transformers (encoder/decoder)",
+    weights="bundled:vqvae_tiny",
+    datasets=("cifar10",),
+    metrics={  # `tokenizers-zoo eval vqvae_tiny tests/data/cifar10`: the 100 held-out images
+        "psnr_db_cifar10_heldout100": 24.35,
+        "codebook_usage_cifar10_heldout100": 0.99,
+        "codebook_perplexity_cifar10_heldout100": 402.6,
+    },
 )

@@ -12,38 +12,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config, ConfigError, check_positive
+from ..config import ConfigError
 from ..interfaces import Decoder, Encoder
+from .arch import ConvArch
 from .blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm
 
 
 @dataclass
-class TamingArch(Config):
+class TamingArch(ConvArch):
     """Shape of a taming encoder/decoder pair (model configs extend it). Defaults: VQGAN f16 (16x16 latents at 256 px)."""
 
-    ch: int = 128
     ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
-    num_res_blocks: int = 2
     attn_resolutions: tuple[int, ...] = (16,)
-    resolution: int = 256
-    z_channels: int = 256
     dropout: float = 0.0
-    norm_groups: int = 32
 
     def validate(self) -> None:
-        check_positive(self, "ch", "ch_mult", "num_res_blocks", "resolution", "z_channels", "norm_groups")
-        if not self.ch_mult:
-            raise ConfigError("ch_mult must list at least one level")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        widths = sorted({self.ch * m for m in self.ch_mult})
-        if any(width % self.norm_groups for width in widths):
-            raise ConfigError(f"every width {widths} must be a multiple of norm_groups={self.norm_groups}")
         super().validate()
-
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.ch_mult) - 1)
 
     def attention_scale(self) -> int:
         """Positions of the largest attention layer per latent position: (2^l)^2 for the finest level l

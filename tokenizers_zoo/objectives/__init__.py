@@ -1,5 +1,5 @@
-"""Training objectives: what only training needs (discriminators, adversarial terms, later perceptual
-networks and teachers), kept beside the model so that nothing of it is saved with the model."""
+"""Training objectives: what only training needs (discriminators, adversarial terms, the LPIPS perceptual
+network, later teachers), kept beside the model so that nothing of it is saved with the model."""
 
 from .adversarial import (
     ADVERSARIAL_LOSSES,
@@ -12,10 +12,11 @@ from .adversarial import (
 from .base import Objective, ObjectiveOutput
 from .discriminators import DISCRIMINATORS, DiscriminatorOutput, PatchGANDiscriminator, build_discriminator, register_discriminator
 from .gan import GANObjective
+from .lpips import LPIPS
 from .registry import OBJECTIVES, build_objective, register_objective
 
 __all__ = [
-    "ADVERSARIAL_LOSSES", "DISCRIMINATORS", "DiscriminatorOutput", "GANObjective", "LeCAM", "OBJECTIVES", "Objective",
+    "ADVERSARIAL_LOSSES", "DISCRIMINATORS", "DiscriminatorOutput", "GANObjective", "LPIPS", "LeCAM", "OBJECTIVES", "Objective",
     "ObjectiveOutput", "PatchGANDiscriminator", "adaptive_weight", "build_discriminator", "build_objective",
     "discriminator_adversarial_loss", "feature_matching_loss", "generator_adversarial_loss", "register_discriminator",
     "register_objective",

@@ -23,21 +23,23 @@ from .registry import register_objective
 
 @register_objective("gan")
 class GANObjective(Objective):
-    """Generator loss = the model's losses + ``disc_weight`` x adversarial (x the adaptive weight) +
-    ``feature_matching_weight`` x feature matching; discriminator loss = ``disc_loss_weight`` x its
-    adversarial loss + ``lecam_weight`` x LeCAM. Before ``disc_start`` the discriminator is neither
-    trained nor consulted.
+    """Generator loss = the model's losses (+ the perceptual term) + ``disc_weight`` x adversarial (x the
+    adaptive weight) + ``feature_matching_weight`` x feature matching; discriminator loss =
+    ``disc_loss_weight`` x its adversarial loss + ``lecam_weight`` x LeCAM. Before ``disc_start`` the
+    discriminator is neither trained nor consulted.
 
     Args:
         discriminator: a discriminator spec such as ``{"type": "patchgan", "n_layers": 3}``, or a module.
         disc_start: first step at which the discriminator trains and judges.
         disc_weight: weight of the generator's adversarial term.
-        adaptive_weight: scale that term by taming's gradient-norm ratio at the decoder's last layer.
+        adaptive_weight: scale that term by taming's gradient-norm ratio at the decoder's last layer, taken
+            between reconstruction + perceptual (taming's ``nll_loss``) and the adversarial term.
         adaptive_weight_max: clamp of that ratio.
         generator_loss / discriminator_loss: ``"hinge"``, ``"non_saturating"`` or ``"least_squares"``.
         disc_loss_weight: factor on the discriminator's adversarial loss.
         lecam_weight, lecam_decay: LeCAM regularisation of the discriminator (0 disables it).
         feature_matching_weight: L1 between the discriminator's features on real and generated signals.
+        **options: those of :class:`Objective` (``perceptual``, ``perceptual_weight``).
     """
 
     def __init__(
@@ -54,8 +56,9 @@ class GANObjective(Objective):
         lecam_weight: float = 0.0,
         lecam_decay: float = 0.999,
         feature_matching_weight: float = 0.0,
+        **options,
     ):
-        super().__init__()
+        super().__init__(**options)
         for kind in (generator_loss, discriminator_loss):
             if kind not in ADVERSARIAL_LOSSES:
                 raise ValueError(f"adversarial losses must be one of {ADVERSARIAL_LOSSES}, got {kind!r}")
@@ -74,13 +77,15 @@ class GANObjective(Objective):
     def generator_loss(
         self, out: TokenizerOutput, x: torch.Tensor, *, step: int, last_layer: Callable[[], torch.Tensor]
     ) -> ObjectiveOutput:
-        losses, logs = dict(out.losses), {}
+        base = super().generator_loss(out, x, step=step, last_layer=last_layer)
+        losses, logs = base.losses, base.logs
         if self.discriminator_active(step):
             fake = self.discriminator(out.reconstruction)
             adversarial = generator_adversarial_loss(self.generator_kind, fake.logits)
             weight = torch.tensor(self.disc_weight, device=adversarial.device)
             if self.use_adaptive_weight:
-                ratio = adaptive_weight(out.losses["reconstruction"], adversarial, last_layer(), self.adaptive_weight_max)
+                nll = losses["reconstruction"] + losses.get("perceptual", 0.0)
+                ratio = adaptive_weight(nll, adversarial, last_layer(), self.adaptive_weight_max)
                 weight, logs["adaptive_weight"] = weight * ratio, ratio
             losses["adversarial"] = weight * adversarial
             if self.feature_matching_weight > 0:

@@ -3,11 +3,12 @@
 from ..interfaces import Quantizer
 from .grouped import GroupedQuantizer
 from .kmeans import kmeans
+from .lc import LCQuantizer
 from .projected import ProjectedQuantizer
 from .registry import QUANTIZERS, build_quantizer, register_quantizer
 from .vq import VectorQuantizer
 
 __all__ = [
-    "GroupedQuantizer", "ProjectedQuantizer", "QUANTIZERS", "Quantizer", "VectorQuantizer", "build_quantizer",
+    "GroupedQuantizer", "LCQuantizer", "ProjectedQuantizer", "QUANTIZERS", "Quantizer", "VectorQuantizer", "build_quantizer",
     "kmeans", "register_quantizer",
 ]

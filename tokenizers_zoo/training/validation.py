@@ -10,7 +10,10 @@ import torch
 from ..metrics import CodebookUsage
 from .batches import split_batch
 
-DIRECTIONS = {"loss": "min", "reconstruction": "min", "psnr": "max", "codebook_usage": "max", "codebook_perplexity": "max"}
+DIRECTIONS = {
+    "loss": "min", "reconstruction": "min", "psnr": "max", "ssim": "max", "lpips": "min", "codebook_usage": "max",
+    "codebook_perplexity": "max",
+}
 """Whether a larger value of a known metric is better; other names need ``val_mode``."""
 
 
