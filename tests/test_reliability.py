@@ -133,3 +133,16 @@ def test_atomic_write_leaves_nothing_behind(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         atomic.atomic_write(target, fail)
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["file.bin"]
+
+
+def test_written_files_and_folders_get_the_usual_modes(tmp_path):
+    """Temporary files are private while written; what lands has the mode a plain write would give."""
+    mask = os.umask(0o022)
+    try:
+        atomic.atomic_write(tmp_path / "f.bin", lambda path: path.write_bytes(b"x"))
+        tiny().save_pretrained(tmp_path / "model")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (tmp_path / "model").iterdir())

@@ -29,6 +29,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it a new file's usual mode
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -51,9 +52,26 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield staging
+        _usual_modes(staging)
         _swap_in(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _usual_modes(folder: Path) -> None:
+    """Give ``folder`` and what it holds the modes a plain mkdir / write would (mkdtemp makes the folder
+    private, and some writers, safetensors among them, create their files private)."""
+    mask = _umask()
+    for root, folders, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _swap_in(staging: Path, target: Path) -> None:
