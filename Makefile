@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Tokenize the 100 bundled CIFAR-10 test images with the bundled model, decode them back, report PSNR and codebook use.
+# Every bundled model in turn: tokenize the 100 bundled CIFAR-10 test images, decode them back, report PSNR and codebook use.
 demo: $(STAMP)
 	$(BIN)/tokenizers-zoo list
-	$(BIN)/tokenizers-zoo encode vqvae_tiny tests/data/cifar10 -o $(DEMO)/tokens.safetensors --force
-	$(BIN)/tokenizers-zoo decode $(DEMO)/tokens.safetensors -o $(DEMO)/decoded --force
-	$(BIN)/tokenizers-zoo eval vqvae_tiny tests/data/cifar10
+	set -e; for model in $$($(BIN)/tokenizers-zoo list --pretrained | awk '$$NF ~ /^bundled:/ {print $$1}'); do \
+		$(BIN)/tokenizers-zoo encode $$model tests/data/cifar10 -o $(DEMO)/$$model/tokens.safetensors --force; \
+		$(BIN)/tokenizers-zoo decode $(DEMO)/$$model/tokens.safetensors -o $(DEMO)/$$model/decoded --force; \
+		$(BIN)/tokenizers-zoo eval $$model tests/data/cifar10; \
+	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -197,7 +197,7 @@ def test_check_indices_rejects_bad_indices(indices, match):
 
 def test_factory_and_constructor_errors():
     with pytest.raises(ValueError, match="unknown quantizer type"):
-        build_quantizer({"type": "lfq"}, 8)
+        build_quantizer({"type": "no_such_quantizer"}, 8)
     with pytest.raises(ValueError, match=r"no option\(s\) \['temperature'\]"):
         build_quantizer({"type": "vq", "codebook_size": 8, "temperature": 1.0}, 8)
     with pytest.raises(ValueError, match="equal groups"):

@@ -1,5 +1,5 @@
 """The ``tokenizers-zoo`` command (also ``python -m tokenizers_zoo``): list, info, encode, decode, eval, convert,
-build-codebook, fold, train, build-cuda. Readers and writers follow the model's modality; every refusal is one line on stderr."""
+build-codebook, fold, shrink, extend-decoder, train, build-cuda. Readers and writers follow the model's modality; every refusal is one line on stderr."""
 
 from __future__ import annotations
 
@@ -126,6 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="model folder to write")
     p.add_argument("--force", action="store_true", help="replace an existing model folder")
     p.set_defaults(run=cmd_fold)
+
+    p = commands.add_parser("shrink", help="k-means a model's codebook into fewer codes (a lower bitrate); writes the index map too")
+    p.add_argument("model", help="registered name, saved folder or Hub repo id with a codebook quantizer")
+    p.add_argument("-o", "--output", required=True, help="model folder to write, with index_map.json (new = index_map[old])")
+    p.add_argument("--codebook-size", type=int, nargs="+", required=True, metavar="K", help="the new size, or one per group")
+    p.add_argument("--data", help="folder of signal files: weight each code by how often the model chooses it on them")
+    p.add_argument("--weighting", choices=("usage", "uniform"), help="default: usage with --data, else uniform")
+    p.add_argument("--size", type=int, help="images: resize the shorter side to SIZE and centre-crop square first")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit", type=int, help="use at most this many files")
+    p.add_argument("--iters", type=int, default=20, help="k-means iterations")
+    p.add_argument("--seed", type=int, default=0, help="seed of the k-means start")
+    p.add_argument("--force", action="store_true", help="replace an existing shrunk model folder")
+    p.set_defaults(run=cmd_shrink)
+
+    p = commands.add_parser("extend-decoder", help="WeTok: a generative decoder (noise input) from a trained model, for stage 2")
+    p.add_argument("model", help="registered name, saved folder or Hub repo id of a WeTok with a deterministic decoder")
+    p.add_argument("-o", "--output", required=True, help="model folder to write")
+    p.add_argument("--force", action="store_true", help="replace an existing model folder")
+    p.set_defaults(run=cmd_extend_decoder)
 
     p = commands.add_parser("build-cuda", help="compile the CUDA nearest-codeword kernel ahead of time")
     p.add_argument("--build-dir", help="where to build (default: torch's extension cache, used at run time)")
@@ -304,6 +324,37 @@ def cmd_fold(args) -> None:
     folded = fold_projected(_model_to_edit(args.model))
     folded.save_pretrained(output)
     print(f"{args.model} -> {output} ({folded.quantizer.codebook_size} codes of {folded.quantizer.code_dim} dims, folded)")
+
+
+def cmd_shrink(args) -> None:
+    from .compression import INDEX_MAP_NAME, resolve_weighting, save_shrunk, shrink_codebook
+
+    _check_positive(batch_size=args.batch_size, size=args.size, limit=args.limit, iters=args.iters)
+    output = _new_model_folder(args.output, args.force)
+    weighting = resolve_weighting(args.weighting, args.data)
+    model = _model_to_edit(args.model)
+    data = _signal_batches(model, Path(args.data), {"size": args.size}, args.batch_size, args.limit) if args.data else None
+    sizes = args.codebook_size[0] if len(args.codebook_size) == 1 else args.codebook_size
+    shrunk, index_map = shrink_codebook(model, sizes, weighting=weighting, data=data, iters=args.iters, seed=args.seed)
+    provenance = {"source": str(args.model), "weighting": weighting, "data": args.data, "iters": args.iters, "seed": args.seed}
+    save_shrunk(shrunk, index_map, output, **provenance)
+    print(f"{args.model} -> {output} ({weighting} k-means into {sizes} codes; new = index_map[old] in {output / INDEX_MAP_NAME})")
+
+
+def _signal_batches(tokenizer, folder: Path, options: dict, batch_size: int, limit: int | None) -> Iterator[torch.Tensor]:
+    """Batches of the signal files under ``folder`` read for ``tokenizer`` (at most ``limit`` files)."""
+    files = signal_files(tokenizer.input_spec.modality)
+    paths = files.list(folder)[:limit]
+    for batch in _batches(list(enumerate(paths)), files, options, batch_size):
+        yield torch.stack([files.read(paths[i], tokenizer, options) for i in batch]).to(tokenizer.device)
+
+
+def cmd_extend_decoder(args) -> None:
+    from .training.generative_decoder import extend_decoder
+
+    output = _new_model_folder(args.output, args.force)
+    extend_decoder(_model_to_edit(args.model)).save_pretrained(output)
+    print(f"{args.model} -> {output} (decoder conv_in zero-extended to a noise input: same outputs for any noise until trained)")
 
 
 def _new_model_folder(path: str, force: bool) -> Path:

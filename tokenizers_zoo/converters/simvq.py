@@ -11,7 +11,6 @@ basis has no EMA copy. The official evaluation uses the EMA weights, so the conv
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from typing import Any
 
 import torch
@@ -19,7 +18,7 @@ import torch
 from ..config import ConfigError
 from ..hub import CheckpointError
 from ..models.simvq import SimVQ, SimVQConfig, simvq_quantizer
-from .common import container, load_converted, numbered, weights_in
+from .common import container, ema_keys, lightning_model_weights, load_converted, log_dropped, numbered, uses_ema, weights_in
 from .registry import Converter, register_converter
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,6 @@ ZOO_NAMES = {
     "quantize.embedding_proj.bias": "quantizer.projection.bias",
 }
 OFFICIAL_NAMES = {zoo: official for official, zoo in ZOO_NAMES.items()}
-TRAINING_ONLY = ("loss.", "model_ema.")
-EMA_PREFIX = "model_ema."
 
 
 def detect(checkpoint: dict[str, Any]) -> bool:
@@ -80,48 +77,12 @@ def _official_resolution(config: dict[str, Any] | None) -> int:
     return resolution
 
 
-def _uses_ema(state: dict[str, torch.Tensor], ema: bool | None) -> bool:
-    has_ema = any(key.startswith(EMA_PREFIX) for key in state)
-    if ema and not has_ema:
-        raise CheckpointError("ema=True, but the checkpoint has no EMA weights (model_ema.*): convert with ema=False (--no-ema)")
-    if ema is None and not has_ema:
-        log.info("the checkpoint has no EMA weights (model_ema.*): using the live weights")
-    return has_ema if ema is None else ema
-
-
-def _ema_keys(state: dict[str, torch.Tensor], model: SimVQ) -> dict[str, str]:
-    """Zoo name -> ``model_ema.<official name without dots>`` for every trainable parameter (LitEma's naming)."""
-    keys = {
-        name: EMA_PREFIX + OFFICIAL_NAMES.get(name, name).replace(".", "")
-        for name, parameter in model.named_parameters()
-        if parameter.requires_grad
-    }
-    missing = sorted(key for key in keys.values() if key not in state)
-    if missing:
-        raise CheckpointError(
-            f"the checkpoint's EMA lacks {len(missing)} trainable weight(s): {missing[:8]}; convert with ema=False (--no-ema)"
-        )
-    return keys
-
-
-def _log_dropped(state: dict[str, torch.Tensor], used: set[str]) -> None:
-    groups = Counter(
-        ".".join(key.split(".")[:2]) + ".*" if key.startswith("loss.") else EMA_PREFIX + "*"
-        for key in state
-        if key.startswith(TRAINING_ONLY) and key not in used
-    )
-    if groups:
-        log.info("dropped the training-only tensors: %s", ", ".join(f"{prefix} ({count})" for prefix, count in sorted(groups.items())))
-
-
 def convert(checkpoint: dict[str, Any], config: dict[str, Any] | None, ema: bool | None) -> SimVQ:
     state = weights_in(checkpoint)
     model = SimVQ(infer_config(state, _official_resolution(config)))
-    ema_keys = _ema_keys(state, model) if _uses_ema(state, ema) else {}
-    _log_dropped(state, set(ema_keys.values()))
-    live = {ZOO_NAMES.get(key, key): value for key, value in state.items() if not key.startswith(TRAINING_ONLY)}
-    averaged = {name: state[key] for name, key in ema_keys.items()}
-    return load_converted(model, {**live, **averaged}, "SimVQ checkpoint")
+    averaged_keys = ema_keys(state, model, OFFICIAL_NAMES) if uses_ema(state, ema, log) else {}
+    log_dropped(state, set(averaged_keys.values()), log)
+    return load_converted(model, lightning_model_weights(state, averaged_keys, ZOO_NAMES), "SimVQ checkpoint")
 
 
 register_converter(Converter(

@@ -70,3 +70,12 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def run_blocks(blocks: nn.ModuleList, attention: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
+    """Each res block in turn, each followed by its attention block when the level has them."""
+    for index, block in enumerate(blocks):
+        h = block(h)
+        if len(attention):
+            h = attention[index](h)
+    return h

@@ -4,7 +4,8 @@ A plain convolutional pair without attention: bias-free 3x3 convolutions in the 
 convolutions to downsample, and a 3x3 convolution to four times the width followed by depth-to-space to
 upsample. Module names follow the official ``improved_model.py`` (``down.{l}.block.{j}``,
 ``down.{l}.downsample``, ``mid_block.{j}``, ``up.{l}.upsample.conv1`` ...), so official state dicts load
-under ``encoder.`` / ``decoder.`` without renaming.
+under ``encoder.`` / ``decoder.`` without renaming. WeTok's decoder adds adaptive group norms
+(``adaptive.{l}``) and, as its generative decoder, a noise input (decoder options, off for SimVQ).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..interfaces import Decoder, Encoder
+from .adaptive_norm import AdaptiveGroupNorm, with_noise
 from .arch import ConvArch
 from .blocks import group_norm
 
@@ -123,15 +125,23 @@ class Magvit2Decoder(Decoder):
     3x3 conv_in with bias; ``num_res_blocks`` middle res blocks; per level, from the coarsest, ``num_res_blocks``
     res blocks then (except at level 0) a depth-to-space upsample; GN -> swish -> 3x3 conv_out. ``up[l]`` is
     the level of width ``ch * ch_mult[l]`` (so the decoder runs ``up`` in reverse order).
+
+    WeTok's options: ``adaptive_norm`` puts an :class:`AdaptiveGroupNorm` styled by the decoder's input latent
+    before each level's res blocks (``adaptive[l]``, over the level's input width); ``noise_input`` makes it
+    the generative decoder, whose conv_in reads ``cat([latent, noise])`` (``2 * z_channels`` channels; the
+    adaptive norms still see the latent alone), with ``noise`` given or drawn from ``generator``.
     """
 
-    def __init__(self, arch: Magvit2Arch, out_channels: int = 3):
+    def __init__(self, arch: Magvit2Arch, out_channels: int = 3, *, adaptive_norm: bool = False, noise_input: bool = False):
         super().__init__()
+        self.noise_input = noise_input
         block_in = arch.ch * arch.ch_mult[-1]
-        self.conv_in = nn.Conv2d(arch.z_channels, block_in, 3, padding=1)
+        self.conv_in = nn.Conv2d(arch.z_channels * (2 if noise_input else 1), block_in, 3, padding=1)
         self.mid_block = _res_blocks(block_in, block_in, arch)
-        stages = []
+        stages, norms = [], []
         for level in reversed(range(len(arch.ch_mult))):
+            if adaptive_norm:
+                norms.insert(0, AdaptiveGroupNorm(arch.z_channels, block_in, arch.norm_groups))
             stage = nn.Module()
             stage.block = _res_blocks(block_in, arch.ch * arch.ch_mult[level], arch)
             block_in = arch.ch * arch.ch_mult[level]
@@ -139,15 +149,27 @@ class Magvit2Decoder(Decoder):
                 stage.upsample = DepthToSpaceUpsample(block_in)
             stages.insert(0, stage)
         self.up = nn.ModuleList(stages)
+        self.adaptive = nn.ModuleList(norms) if adaptive_norm else None
         self.norm_out = group_norm(block_in, arch.norm_groups)
         self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
 
     def last_layer(self) -> torch.Tensor:
         return self.conv_out.weight
 
-    def forward(self, quantized: torch.Tensor, **context) -> torch.Tensor:
-        h = _run(self.mid_block, self.conv_in(quantized))
-        for stage in reversed(self.up):
+    def forward(
+        self, quantized: torch.Tensor, noise: torch.Tensor | None = None, generator: torch.Generator | None = None, **context
+    ) -> torch.Tensor:
+        if self.noise_input:
+            h = self.conv_in(with_noise(quantized, noise, generator))
+        elif noise is not None or generator is not None:
+            raise ValueError("this decoder is deterministic: it takes no noise or generator")
+        else:
+            h = self.conv_in(quantized)
+        h = _run(self.mid_block, h)
+        for level in reversed(range(len(self.up))):
+            if self.adaptive is not None:
+                h = self.adaptive[level](h, quantized)
+            stage = self.up[level]
             h = _run(stage.block, h)
             if hasattr(stage, "upsample"):
                 h = stage.upsample(h)

@@ -15,7 +15,7 @@ from torch import nn
 from ..config import ConfigError
 from ..interfaces import Decoder, Encoder
 from .arch import ConvArch
-from .blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm
+from .blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, run_blocks
 
 
 @dataclass
@@ -49,14 +49,6 @@ def _stage(arch: TamingArch, block_in: int, block_out: int, num_blocks: int, res
         if res in arch.attn_resolutions:
             stage.attn.append(AttnBlock(block_out, arch.norm_groups))
     return stage
-
-
-def _run_stage(stage: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    for index, block in enumerate(stage.block):
-        h = block(h)
-        if len(stage.attn):
-            h = stage.attn[index](h)
-    return h
 
 
 def _mid_block(channels: int, arch: TamingArch) -> nn.Module:
@@ -102,7 +94,7 @@ class TamingEncoder(Encoder):
     def forward(self, x: torch.Tensor, **context) -> torch.Tensor:
         h = self.conv_in(x)
         for stage in self.down:
-            h = _run_stage(stage, h)
+            h = run_blocks(stage.block, stage.attn, h)
             if hasattr(stage, "downsample"):
                 h = stage.downsample(h)
         h = _run_mid(self.mid, h)
@@ -144,7 +136,7 @@ class TamingDecoder(Decoder):
     def forward(self, quantized: torch.Tensor, **context) -> torch.Tensor:
         h = _run_mid(self.mid, self.conv_in(quantized))
         for stage in reversed(self.up):
-            h = _run_stage(stage, h)
+            h = run_blocks(stage.block, stage.attn, h)
             if hasattr(stage, "upsample"):
                 h = stage.upsample(h)
         return self.conv_out(F.silu(self.norm_out(h)))

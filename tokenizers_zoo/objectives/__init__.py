@@ -1,5 +1,6 @@
 """Training objectives: what only training needs (discriminators, adversarial terms, the LPIPS perceptual
-network, later teachers), kept beside the model so that nothing of it is saved with the model."""
+network, representation-alignment teachers and heads), kept beside the model so that nothing of it is saved
+with the model."""
 
 from .adversarial import (
     ADVERSARIAL_LOSSES,
@@ -9,6 +10,7 @@ from .adversarial import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
+from .alignment import AlignmentObjective, FeatPredHead, Teacher
 from .base import Objective, ObjectiveOutput
 from .discriminators import DISCRIMINATORS, DiscriminatorOutput, PatchGANDiscriminator, build_discriminator, register_discriminator
 from .gan import GANObjective
@@ -16,8 +18,8 @@ from .lpips import LPIPS
 from .registry import OBJECTIVES, build_objective, register_objective
 
 __all__ = [
-    "ADVERSARIAL_LOSSES", "DISCRIMINATORS", "DiscriminatorOutput", "GANObjective", "LPIPS", "LeCAM", "OBJECTIVES", "Objective",
-    "ObjectiveOutput", "PatchGANDiscriminator", "adaptive_weight", "build_discriminator", "build_objective",
-    "discriminator_adversarial_loss", "feature_matching_loss", "generator_adversarial_loss", "register_discriminator",
-    "register_objective",
+    "ADVERSARIAL_LOSSES", "AlignmentObjective", "DISCRIMINATORS", "DiscriminatorOutput", "FeatPredHead", "GANObjective", "LPIPS",
+    "LeCAM", "OBJECTIVES", "Objective", "ObjectiveOutput", "PatchGANDiscriminator", "Teacher", "adaptive_weight",
+    "build_discriminator", "build_objective", "discriminator_adversarial_loss", "feature_matching_loss",
+    "generator_adversarial_loss", "register_discriminator", "register_objective",
 ]

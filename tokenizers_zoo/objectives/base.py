@@ -66,6 +66,16 @@ class Objective(nn.Module):
         perceptual = self.perceptual_weight * distance.mean()
         return ObjectiveOutput(loss=out.loss + perceptual, losses={**out.losses, "perceptual": perceptual})
 
+    def prepare(self, model: nn.Module) -> None:
+        """Build what depends on the model (e.g. heads sized by its latents); the trainer calls it before it
+        makes the optimizers. Nothing by default."""
+
+    def generator_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The objective's trainable parameters that the generator's optimizer trains with the model (e.g.
+        feature-prediction heads): all but the discriminator's, so none for the reconstruction and GAN objectives."""
+        discriminator = {id(p) for p in self.discriminator.parameters()} if self.discriminator is not None else set()
+        return [(name, p) for name, p in self.named_parameters() if p.requires_grad and id(p) not in discriminator]
+
     def discriminator_active(self, step: int) -> bool:
         """Whether the discriminator trains (and judges the generator) at ``step``."""
         return False

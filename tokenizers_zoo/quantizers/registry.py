@@ -17,12 +17,14 @@ def build_quantizer(spec: dict, dim: int) -> Quantizer:
     ``spec["type"]`` names a registered class; its other keys are the class's keyword options, checked by
     name and type. Three keys split the features into groups: ``"groups": G`` quantizes G contiguous
     slices of ``dim / G`` features, with one codebook each or, with ``"shared_codebook": true``, one
-    codebook for all; ``"group_loss": "sum" | "mean"`` combines the groups' losses.
+    codebook for all; ``"group_loss": "sum" | "mean"`` combines the groups' losses. A class may change the
+    last two's defaults (``False``, ``"sum"``) with a ``group_defaults`` dict.
     """
     cls, options = QUANTIZERS.split(spec)
+    defaults = getattr(cls, "group_defaults", {})
     groups = options.pop("groups", 1)
-    shared = options.pop("shared_codebook", False)
-    reduction = options.pop("group_loss", "sum")
+    shared = options.pop("shared_codebook", defaults.get("shared_codebook", False))
+    reduction = options.pop("group_loss", defaults.get("group_loss", "sum"))
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ConfigError(f"quantizer 'groups' must be a positive integer, got {groups!r}")
     if dim % groups:

@@ -16,13 +16,15 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..interfaces import Quantizer, from_vectors, to_vectors
-from ..ops import METRICS, nearest_codeword
+from ..ops import METRICS, code_entropy, nearest_codeword
 from ..outputs import QuantizerOutput
 from .kmeans import kmeans
+from .masking import flat_mask, masked_mse, select_valid
 from .registry import register_quantizer
 from .stats import stats_from_counts
 
 _MIN_DEAD_USAGE = 1e-3  # running usage below which a code counts as dead in the statistics
+_ENTROPY_LOG_EPS = 1e-5  # LlamaGen / FQGAN compute_entropy_loss: -sum(avg_p * log(avg_p + 1e-5))
 
 
 @register_quantizer("vq")
@@ -41,6 +43,12 @@ class VectorQuantizer(Quantizer):
         kmeans_iters: Lloyd iterations of that k-means.
         dead_code_threshold: restart codes whose running usage (EMA of per-step counts over all ranks)
             falls below this, with vectors from the current batch. 0 disables restarts.
+        entropy_weight: weight of the entropy loss ``"entropy"`` (training only; 0 disables it): the mean
+            entropy of each vector's soft assignment minus the entropy of their average, which rewards
+            confident assignments spread over the whole codebook (LlamaGen / FQGAN ``compute_entropy_loss``).
+        entropy_temperature: the soft assignment is ``softmax(-d / entropy_temperature)`` with ``d`` the
+            squared euclidean distance between the vector and each code, both l2-normalised for the cosine
+            metric (``d = 2 - 2 cos``), as in the official code.
         sync: keep the codebook identical across DDP ranks (``"auto"``: whenever a process group with
             several ranks is initialised, decided at each training forward).
 
@@ -66,6 +74,8 @@ class VectorQuantizer(Quantizer):
         kmeans_init: bool = False,
         kmeans_iters: int = 10,
         dead_code_threshold: float = 0.0,
+        entropy_weight: float = 0.0,
+        entropy_temperature: float = 0.01,
         sync: bool | Literal["auto"] = "auto",
     ):
         super().__init__()
@@ -73,9 +83,12 @@ class VectorQuantizer(Quantizer):
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         if dim < 1 or codebook_size < 1 or kmeans_iters < 1:
             raise ValueError(f"dim, codebook_size and kmeans_iters must be positive, got {dim}, {codebook_size}, {kmeans_iters}")
-        for name, value in (("beta", beta), ("codebook_weight", codebook_weight), ("dead_code_threshold", dead_code_threshold)):
+        for name, value in (("beta", beta), ("codebook_weight", codebook_weight), ("dead_code_threshold", dead_code_threshold),
+                            ("entropy_weight", entropy_weight)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if not (math.isfinite(entropy_temperature) and entropy_temperature > 0):
+            raise ValueError(f"entropy_temperature must be a finite number > 0, got {entropy_temperature}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         if sync not in (True, False, "auto"):
@@ -90,6 +103,7 @@ class VectorQuantizer(Quantizer):
         self.ema, self.decay = ema, decay
         self.kmeans_init, self.kmeans_iters = kmeans_init, kmeans_iters
         self.dead_code_threshold, self.sync = dead_code_threshold, sync
+        self.entropy_weight, self.entropy_temperature = entropy_weight, entropy_temperature
 
         table = self.new_table()
         if ema:
@@ -105,8 +119,10 @@ class VectorQuantizer(Quantizer):
     # ---------------------------------------------------------------- the codebook
 
     def new_table(self) -> torch.Tensor:
-        """The initial stored table: ``[K, dim]`` uniform in ``±1/K`` (taming's VQ init)."""
-        return torch.empty(self.codebook_size, self.dim).uniform_(-1.0 / self.codebook_size, 1.0 / self.codebook_size)
+        """The initial stored table: ``[K, dim]`` uniform in ``±1/K`` (taming's VQ init), rows l2-normalised for
+        the cosine metric (LlamaGen's and FQGAN's init, so the first updates move unit rows)."""
+        table = torch.empty(self.codebook_size, self.dim).uniform_(-1.0 / self.codebook_size, 1.0 / self.codebook_size)
+        return F.normalize(table, dim=1) if self.metric == "cosine" else table
 
     def project(self, table: torch.Tensor) -> torch.Tensor:
         """Stored table -> effective codes (identity here)."""
@@ -141,7 +157,7 @@ class VectorQuantizer(Quantizer):
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> QuantizerOutput:
         if z.ndim < 2 or z.shape[1] != self.dim:
             raise ValueError(f"expected a latent with {self.dim} features on dim 1, got shape {tuple(z.shape)}")
-        valid = _flat_mask(mask, z)
+        valid = flat_mask(mask, z)
         with torch.autocast(z.device.type, enabled=False):
             return self._quantize(z, valid)
 
@@ -153,21 +169,23 @@ class VectorQuantizer(Quantizer):
         if self.training:
             self._refuse_writes_to_a_frozen_table()
             if not bool(self.initialized):
-                self._init_codebook(_select(vectors, valid), sync)
+                self._init_codebook(select_valid(vectors, valid), sync)
 
         codebook = self.get_codebook()
         indices = nearest_codeword(vectors, codebook, metric=self.metric).indices
         codes = F.embedding(indices, codebook)
-        losses = {"commitment": self.beta * _masked_mse(vectors, codes.detach(), valid)}
+        losses = {"commitment": self.beta * masked_mse(vectors, codes.detach(), valid)}
         if self.learns_by_gradient:
-            losses["codebook"] = self.codebook_weight * _masked_mse(codes, vectors.detach(), valid)
+            losses["codebook"] = self.codebook_weight * masked_mse(codes, vectors.detach(), valid)
+        if self.training and self.entropy_weight > 0:
+            losses["entropy"] = self.entropy_weight * self._entropy_loss(select_valid(vectors, valid), codebook)
         quantized = codes.detach() + (vectors - vectors.detach())  # straight-through; value is exactly the code
 
-        counts = torch.bincount(_select(indices, valid), minlength=self.codebook_size).float()
+        counts = torch.bincount(select_valid(indices, valid), minlength=self.codebook_size).float()
         if sync:
             distributed.all_reduce_sum(counts)
         if self.training:
-            self._update_codebook(_select(vectors, valid).detach(), _select(indices, valid), counts, sync)
+            self._update_codebook(select_valid(vectors, valid).detach(), select_valid(indices, valid), counts, sync)
         dead = (self.cluster_size < max(self.dead_code_threshold, _MIN_DEAD_USAGE)).sum()
         return QuantizerOutput(
             quantized=from_vectors(quantized, z.shape).to(z.dtype),
@@ -176,6 +194,19 @@ class VectorQuantizer(Quantizer):
             stats=stats_from_counts(counts, dead),
             losses=losses,
         )
+
+    def _entropy_loss(self, vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        """``mean_i H(p_i) - H(mean_i p_i)``, ``p_i = softmax(-|x_i - c|^2 / T)``; 0 without valid vectors.
+
+        The op's cosine distance is ``1 - cos``, half the squared distance of unit vectors, hence ``T / 2``
+        there. The codebook entropy takes ``log(p + 1e-5)`` as the official code does.
+        """
+        if vectors.shape[0] == 0:
+            return vectors.new_zeros(())
+        temperature = self.entropy_temperature / (2.0 if self.metric == "cosine" else 1.0)
+        entropy = code_entropy(vectors, codebook, temperature, self.metric)
+        mean_probs = entropy.mean_probs
+        return entropy.sample_entropy + (mean_probs * (mean_probs + _ENTROPY_LOG_EPS).log()).sum()
 
     def _sync_enabled(self) -> bool:
         return self.training and self.sync is not False and distributed.is_distributed()
@@ -231,23 +262,3 @@ class VectorQuantizer(Quantizer):
         self.cluster_size[which] = usage
         if self.ema:
             self.embed_sum[which] = vectors * usage
-
-
-def _flat_mask(mask: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor | None:
-    if mask is None:
-        return None
-    expected = (z.shape[0], *z.shape[2:])
-    if mask.dtype != torch.bool or tuple(mask.shape) != expected:
-        raise ValueError(f"mask must be a bool tensor of shape {expected}, got {mask.dtype} {tuple(mask.shape)}")
-    return mask.reshape(-1)
-
-
-def _select(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    return values if valid is None else values[valid]
-
-
-def _masked_mse(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    per_vector = (a - b).square().mean(dim=1)
-    if valid is None:
-        return per_vector.mean()
-    return (per_vector * valid).sum() / valid.sum().clamp_min(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Iterator, Literal, Sequence
 
 import torch
 from torch import nn
@@ -49,9 +49,13 @@ class OptimizerConfig(Config):
         super().validate()
 
 
-def build_optimizer(module: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
-    """An optimizer over ``module``'s trainable parameters, grouped as ``config.groups`` say."""
+def build_optimizer(
+    module: nn.Module, config: OptimizerConfig, extra: Sequence[tuple[str, nn.Parameter]] = ()
+) -> torch.optim.Optimizer:
+    """An optimizer over ``module``'s trainable parameters and the named ``extra`` ones (an objective's heads,
+    named ``objective.<name>`` for the group patterns), grouped as ``config.groups`` say."""
     trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    trainable += [(f"objective.{name}", p) for name, p in extra]
     if not trainable:
         raise ConfigError(f"{type(module).__name__} has no trainable parameters (is everything frozen?)")
     owner: dict[str, int] = {}

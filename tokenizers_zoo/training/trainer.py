@@ -105,7 +105,9 @@ class Trainer:
         self.device = _init_process_group()
         torch.manual_seed(config.seed)
         self.model = model.to(self.device)
-        self.objective = (objective or Objective()).to(self.device).train()
+        self.objective = objective or Objective()
+        self.objective.prepare(self.model)
+        self.objective = self.objective.to(self.device).train()
         self.frozen = freeze(self.model, config.freeze)
         self._train_mode()
         self.network = self._parallel(self.model, broadcast_buffers=False)  # quantizers keep their own buffers in sync
@@ -113,7 +115,11 @@ class Trainer:
         # Each rank keeps its discriminator's BatchNorm statistics (never used: D always runs in train mode); a
         # buffer broadcast between the real and the fake forward would invalidate the first one's graph.
         self.disc_network = self._parallel(self.discriminator, broadcast_buffers=False) if self.discriminator is not None else None
-        self.optimizer = build_optimizer(self.model, config.optimizer)
+        # The generator's optimizer also trains the objective's own parameters (e.g. feature-prediction heads);
+        # they live outside DDP, so their gradients are averaged over the ranks by hand.
+        objective_parameters = self.objective.generator_parameters()
+        self.objective_parameters = [p for _, p in objective_parameters]
+        self.optimizer = build_optimizer(self.model, config.optimizer, objective_parameters)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.disc_optimizer = self.disc_scheduler = None
         if self.discriminator is not None:
@@ -148,12 +154,15 @@ class Trainer:
         with gradients_off(self.discriminator), self._autocast():
             out = self.network(x, **context)
             generator = self.objective.generator_loss(out, x, step=self.step, last_layer=self.model.last_layer)
-        self._optimize(generator.loss, self.model, self.optimizer, self.scheduler)
+        generator.loss.backward()
+        _average_gradients(self.objective_parameters)
+        self._step([*self.model.parameters(), *self.objective_parameters], self.optimizer, self.scheduler)
         logs = {**_scalars(generator, prefix=""), **_codebook_logs(out.stats)}
         if self.discriminator is not None and self.objective.discriminator_active(self.step):
             with self._autocast():
                 judged = self.objective.discriminator_loss(x, out.reconstruction, step=self.step, discriminator=self.disc_network)
-            self._optimize(judged.loss, self.discriminator, self.disc_optimizer, self.disc_scheduler)
+            judged.loss.backward()
+            self._step(list(self.discriminator.parameters()), self.disc_optimizer, self.disc_scheduler)
             logs.update(_scalars(judged, prefix="disc_"))
         if self.ema is not None:
             self.ema.update(self.model)
@@ -177,10 +186,10 @@ class Trainer:
             dist.barrier()
         return {"step": self.step, **{f"val_{name}": value for name, value in metrics.items()}}
 
-    def _optimize(self, loss: torch.Tensor, module: torch.nn.Module, optimizer, scheduler) -> None:
-        loss.backward()
+    def _step(self, parameters: list[torch.nn.Parameter], optimizer, scheduler) -> None:
+        """Clip the gradients of ``parameters`` together, step, clear them, advance the schedule."""
         if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in module.parameters() if p.grad is not None], self.config.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for p in parameters if p.grad is not None], self.config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
@@ -262,6 +271,16 @@ class Trainer:
 
     def _exported_weights(self):
         return self.ema.swapped_in(self.model) if self.ema is not None else contextlib.nullcontext()
+
+
+def _average_gradients(parameters: list[torch.nn.Parameter]) -> None:
+    """Average over the ranks the gradients of parameters that DDP does not wrap (a missing gradient counts as 0)."""
+    if not distributed.is_distributed():
+        return
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+        distributed.all_reduce_sum(parameter.grad).div_(distributed.world_size())
 
 
 def _codebook_logs(stats) -> dict[str, float]:
