@@ -24,6 +24,7 @@ from tokenizers_zoo.quantizers import VectorQuantizer
 from tokenizers_zoo.training import OptimizerConfig, TrainConfig, Trainer
 
 from conftest import CIFAR
+from image_helpers import images, parameter_count
 
 RELEASED = {  # name: (factors, downsampling, tokens per image, rFID, PSNR)
     "fqgan_dual_ds16": (("vis", "sem"), 16, 256, 0.94, 22.02),
@@ -36,14 +37,6 @@ TINY_TEACHER = {  # a random timm ViT: 4x4 patches of 8 px at 32 px, width 32
     "model": "vit_tiny_patch16_224", "image_size": 32, "head_layers": 1, "head_heads": 2,
     "options": {"img_size": 32, "patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2},
 }
-
-
-def images(batch=2, size=32, seed=0):
-    return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-def parameter_count(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.mark.parametrize("name", sorted(RELEASED))

@@ -12,17 +12,10 @@ import tokenizers_zoo
 from tokenizers_zoo.cli import main
 from tokenizers_zoo.converters import CONVERTERS
 from tokenizers_zoo.networks.magvit2 import depth_to_space
+from image_helpers import images, parameter_count
 
 RELEASED = {"simvq_1k_imagenet128": 1_024, "simvq_8k_imagenet128": 8_192, "simvq_65k_imagenet128": 65_536, "simvq_262k_imagenet128": 262_144}
 CONVERTER_ARCH = dict(ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, z_channels=8, resolution=32)
-
-
-def images(batch=2, size=32, seed=0):
-    return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-def parameter_count(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.mark.parametrize("name", sorted(RELEASED))

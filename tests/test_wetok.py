@@ -12,6 +12,7 @@ from tokenizers_zoo.cli import main
 from tokenizers_zoo.converters import CONVERTERS
 from tokenizers_zoo.networks.adaptive_norm import AdaptiveGroupNorm
 from tokenizers_zoo.training.generative_decoder import extend_decoder
+from image_helpers import images, parameter_count
 
 RELEASED = {  # name: (ch_mult, groups, tokens per 256 px image, generative decoder, encoder + decoder parameters in millions)
     "wetok_imagenet_ds16": ((1, 1, 2, 2, 4), 4, 256, False, 460.3),
@@ -24,14 +25,6 @@ RELEASED = {  # name: (ch_mult, groups, tokens per 256 px image, generative deco
 CONVERTER_ARCH = dict(  # 3 groups and 2 res blocks: what the converter must read from the tensors
     ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, z_channels=24, resolution=32, quantizer={"type": "lfq", "codebook_size": 256, "groups": 3}
 )
-
-
-def images(batch=2, size=32, seed=0):
-    return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-def parameter_count(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.mark.parametrize("name", sorted(RELEASED))
