@@ -103,3 +103,17 @@ def lightning_model_weights(
     zoo_names = zoo_names or {}
     live = {zoo_names.get(key, key): value for key, value in state.items() if not key.startswith(LIGHTNING_TRAINING_ONLY)}
     return {**live, **{name: state[key] for name, key in averaged_keys.items()}}
+
+
+def magvit2_shape(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The Open-MAGVIT2 encoder's shape read from its tensors (``encoder.*`` in the official names): ``ch``,
+    ``ch_mult``, ``num_res_blocks``, ``z_channels`` and ``in_channels`` (SimVQ and WeTok share the encoder)."""
+    conv_in = state["encoder.conv_in.weight"]
+    ch = conv_in.shape[0]
+    return {
+        "ch": ch,
+        "ch_mult": tuple(state[f"encoder.down.{level}.block.0.conv2.weight"].shape[0] // ch for level in numbered(state, r"encoder\.down\.(\d+)\.")),
+        "num_res_blocks": len(numbered(state, r"encoder\.down\.0\.block\.(\d+)\.")),
+        "z_channels": state["encoder.conv_out.weight"].shape[0],
+        "in_channels": conv_in.shape[1],
+    }

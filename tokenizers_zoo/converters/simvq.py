@@ -18,7 +18,7 @@ import torch
 from ..config import ConfigError
 from ..hub import CheckpointError
 from ..models.simvq import SimVQ, SimVQConfig, simvq_quantizer
-from .common import container, ema_keys, lightning_model_weights, load_converted, log_dropped, numbered, uses_ema, weights_in
+from .common import container, ema_keys, lightning_model_weights, load_converted, log_dropped, magvit2_shape, uses_ema, weights_in
 from .registry import Converter, register_converter
 
 log = logging.getLogger(__name__)
@@ -47,20 +47,13 @@ def infer_config(state: dict[str, torch.Tensor], resolution: int = OFFICIAL_RESO
     missing = [key for key in needed if key not in state]
     if missing:
         raise CheckpointError(f"not a SimVQ image checkpoint: no {missing}")
-    conv_in = state["encoder.conv_in.weight"]
-    ch = conv_in.shape[0]
-    levels = numbered(state, r"encoder\.down\.(\d+)\.")
+    shape = magvit2_shape(state)
     basis = state["quantize.embedding.weight"]
-    z_channels = state["encoder.conv_out.weight"].shape[0]
-    if basis.shape[1] != z_channels:
-        raise CheckpointError(f"the basis has {basis.shape[1]} features but the encoder gives {z_channels}: not a SimVQ image model")
+    if basis.shape[1] != shape["z_channels"]:
+        raise CheckpointError(f"the basis has {basis.shape[1]} features but the encoder gives {shape['z_channels']}: not a SimVQ image model")
     return SimVQConfig(
-        ch=ch,
-        ch_mult=tuple(state[f"encoder.down.{level}.block.0.conv2.weight"].shape[0] // ch for level in levels),
-        num_res_blocks=len(numbered(state, r"encoder\.down\.0\.block\.(\d+)\.")),
-        z_channels=z_channels,
+        **shape,
         resolution=resolution,
-        in_channels=conv_in.shape[1],
         quantizer=simvq_quantizer(basis.shape[0]),
     )
 

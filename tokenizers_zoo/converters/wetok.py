@@ -21,7 +21,7 @@ import torch
 
 from ..hub import CheckpointError
 from ..models.wetok import WeTok, WeTokConfig, wetok_quantizer
-from .common import EMA_PREFIX, container, ema_keys, lightning_model_weights, load_converted, log_dropped, numbered, uses_ema, weights_in
+from .common import EMA_PREFIX, container, ema_keys, lightning_model_weights, load_converted, log_dropped, magvit2_shape, uses_ema, weights_in
 from .registry import Converter, register_converter
 
 log = logging.getLogger(__name__)
@@ -41,22 +41,16 @@ def infer_config(state: dict[str, torch.Tensor], resolution: int = OFFICIAL_RESO
     missing = [key for key in needed if key not in state]
     if missing:
         raise CheckpointError(f"not a WeTok checkpoint: no {missing}")
-    conv_in = state["encoder.conv_in.weight"]
-    ch = conv_in.shape[0]
-    z_channels = state["encoder.conv_out.weight"].shape[0]
+    shape = magvit2_shape(state)
+    z_channels = shape["z_channels"]
     if z_channels % BITS_PER_GROUP:
         raise CheckpointError(f"the encoder gives {z_channels} features, not a whole number of {BITS_PER_GROUP}-bit groups")
     decoder_inputs = state["decoder.conv_in.weight"].shape[1]
     if decoder_inputs not in (z_channels, 2 * z_channels):
         raise CheckpointError(f"the decoder's conv_in reads {decoder_inputs} channels: neither the latent ({z_channels}) nor latent + noise")
-    levels = numbered(state, r"encoder\.down\.(\d+)\.")
     return WeTokConfig(
-        ch=ch,
-        ch_mult=tuple(state[f"encoder.down.{level}.block.0.conv2.weight"].shape[0] // ch for level in levels),
-        num_res_blocks=len(numbered(state, r"encoder\.down\.0\.block\.(\d+)\.")),
-        z_channels=z_channels,
+        **shape,
         resolution=resolution,
-        in_channels=conv_in.shape[1],
         quantizer=wetok_quantizer(z_channels // BITS_PER_GROUP, BITS_PER_GROUP),
         gan_decoder=decoder_inputs == 2 * z_channels,
     )
