@@ -73,6 +73,20 @@ def test_kmeans_init_on_first_training_batch():
     torch.testing.assert_close(q.codebook.data, expected)
 
 
+def test_kmeans_init_starts_each_code_at_its_cluster_size_so_restarts_keep_filled_clusters():
+    torch.manual_seed(0)
+    z = torch.randn(2, 4, 6, 6)
+    vectors = z.permute(0, 2, 3, 1).reshape(-1, 4)
+    centroids = kmeans(vectors, 8, 20, generator=torch.Generator().manual_seed(0))
+    sizes = torch.bincount(torch.cdist(vectors, centroids).argmin(1), minlength=8).float()
+    filled = sizes >= 2
+    assert filled.sum() >= 6  # the test needs clusters on both sides of the threshold or at least most filled
+    q = VectorQuantizer(4, 8, kmeans_init=True, kmeans_iters=20, ema=True, dead_code_threshold=2.0).train()
+    q(z)
+    torch.testing.assert_close(q.codebook.data[filled], centroids[filled], atol=1e-4, rtol=0)  # not restarted
+    torch.testing.assert_close(q.cluster_size[filled], sizes[filled], atol=1e-4, rtol=0)
+
+
 def test_kmeans_reduces_quantization_error():
     centers = torch.randn(16, 4) * 5
     data = centers[torch.randint(16, (2000,))] + 0.1 * torch.randn(2000, 4)

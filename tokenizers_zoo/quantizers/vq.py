@@ -24,6 +24,7 @@ from .registry import register_quantizer
 from .stats import stats_from_counts
 
 _MIN_DEAD_USAGE = 1e-3  # running usage below which a code counts as dead in the statistics
+_USAGE_FLOOR = 1e-5  # the EMA divides by the usage clamped here; an empty cluster starts at it and keeps its code
 _ENTROPY_LOG_EPS = 1e-5  # LlamaGen / FQGAN compute_entropy_loss: -sum(avg_p * log(avg_p + 1e-5))
 
 
@@ -222,13 +223,19 @@ class VectorQuantizer(Quantizer):
 
     @torch.no_grad()
     def _init_codebook(self, vectors: torch.Tensor, sync: bool) -> None:
-        """k-means on the batch (every rank's vectors under DDP), then rank 0's result everywhere."""
+        """k-means on the batch (every rank's vectors under DDP), then rank 0's result everywhere.
+
+        Each code's running usage starts at its cluster's size on that batch (as EnCodec's codebook does), so
+        dead-code restarts replace the codes k-means left (nearly) empty, not every code at the first step.
+        """
         samples = distributed.all_gather_rows(vectors) if sync else vectors
         generator = torch.Generator().manual_seed(0)
         centroids = kmeans(samples, self.codebook_size, self.kmeans_iters, self.metric, generator)
         if sync:
             distributed.broadcast(centroids)
-        self._set_codes(torch.ones(self.codebook_size, dtype=torch.bool, device=centroids.device), centroids, 1.0)
+        assignment = nearest_codeword(samples.float(), centroids, metric=self.metric).indices
+        cluster_sizes = torch.bincount(assignment, minlength=self.codebook_size).float().clamp_min(_USAGE_FLOOR)
+        self._set_codes(torch.ones(self.codebook_size, dtype=torch.bool, device=centroids.device), centroids, cluster_sizes)
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -239,7 +246,7 @@ class VectorQuantizer(Quantizer):
             if sync:
                 distributed.all_reduce_sum(sums)
             self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
-            self.codebook.copy_(self.embed_sum / self.cluster_size.clamp_min(1e-5)[:, None])
+            self.codebook.copy_(self.embed_sum / self.cluster_size.clamp_min(_USAGE_FLOOR)[:, None])
         if self.dead_code_threshold > 0:
             self._restart_dead_codes(vectors, sync)
 
@@ -256,9 +263,11 @@ class VectorQuantizer(Quantizer):
             distributed.broadcast(replacements)
         self._set_codes(dead, replacements, self.dead_code_threshold)
 
-    def _set_codes(self, which: torch.Tensor, vectors: torch.Tensor, usage: float) -> None:
-        """Overwrite the codes selected by the mask ``which`` and restart their statistics at ``usage``."""
+    def _set_codes(self, which: torch.Tensor, vectors: torch.Tensor, usage: float | torch.Tensor) -> None:
+        """Overwrite the codes selected by the mask ``which`` and restart their statistics at ``usage`` (a number,
+        or one value per selected code)."""
+        usage = torch.as_tensor(usage, dtype=self.cluster_size.dtype, device=vectors.device).expand(vectors.shape[0])
         self.codebook.data[which] = vectors.to(self.codebook.dtype)
         self.cluster_size[which] = usage
         if self.ema:
-            self.embed_sum[which] = vectors * usage
+            self.embed_sum[which] = vectors * usage[:, None]
