@@ -1,12 +1,16 @@
 """Benchmark the nearest-codeword op against the usual torch baselines: time, throughput, peak extra memory.
 
-    python benchmarks/nearest_codeword.py --device cpu     # the foundation issue's CPU shapes
+    python benchmarks/nearest_codeword.py --device cpu     # the kernel issue's CPU shapes
     python benchmarks/nearest_codeword.py --device cuda    # the zoo's shapes on a GPU, with a measured roofline
 
 CPU: each (variant, shape) runs in a fresh subprocess; peak extra memory is the growth of the peak resident
 set (``ru_maxrss``) over what the inputs took. CUDA: one process; ``torch.cuda.max_memory_allocated`` above
 the inputs; times from CUDA events (median). Baselines search chunks of rows whose score matrix stays under
 1 GiB (FAISS's tiling); "flips" counts rows whose index differs from a float64 search (4096 rows sampled).
+"fallback" is the share of those rows the certified search could not prove from its bf16 candidate lists (they
+take the exact fallback): the kernel's own on CUDA, the torch emulation of the kernel's algorithm on CPU.
+The rows, with device, date, command and machine load, go to ``benchmarks/results/nearest_codeword_<device>.json``
+(and to ``--json`` if given).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import resource
 import statistics
@@ -23,6 +28,9 @@ import time
 
 import torch
 
+from tokenizers_zoo.atomic import atomic_write
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 CPU_SHAPES = ["16384x100000x8", "4096x4096x512"]
 CUDA_SHAPES = [  # the zoo's searches: VQGAN-LC, FQGAN, SimVQ-262k, WavTokenizer, VQGraph (Cora), a large stress case
     "65536x100000x8", "65536x16384x8", "16384x262144x32", "9000x4096x512", "2485x5000x1433", "65536x100000x256",
@@ -118,6 +126,21 @@ def exact_indices(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     ])
 
 
+def fallback_share(x: torch.Tensor, codebook: torch.Tensor) -> float:
+    """Share of the first FLIP_ROWS rows that the certified search sends to the exact fallback (k = 1, l2)."""
+    from tokenizers_zoo.ops.certified import certified_nearest_codeword, fallback_fraction
+
+    rows = x[:FLIP_ROWS]
+    if x.is_cuda:
+        from tokenizers_zoo.ops.cuda import load_extension
+
+        kernel = load_extension()
+        result = kernel.search(rows, codebook, 1, "l2") if kernel else None
+    else:
+        result = certified_nearest_codeword(rows, codebook, 1, "l2", fallback="compact")
+    return float("nan") if result is None else float(fallback_fraction(result))
+
+
 # ----------------------------------------------------------------------------------------------- CPU
 
 
@@ -136,7 +159,11 @@ def measure_cpu(variant: str, shape: str, repeats: int) -> dict:
         fn(x, codebook)
         times.append(time.perf_counter() - start)
     flips = int((indices[:FLIP_ROWS] != exact_indices(x, codebook)).sum())
-    return {"variant": variant, "shape": shape, "ms": 1000 * statistics.median(times), "peak_mb": peak / 2**20, "flips": flips}
+    row = {"variant": variant, "shape": shape, "ms": 1000 * statistics.median(times),
+           "ms_all": [1000 * t for t in times], "peak_mb": peak / 2**20, "flips": flips}
+    if variant == "tokenizers_zoo.ops":
+        row["fallback"] = fallback_share(x, codebook)
+    return row
 
 
 def run_cpu(shapes: list[str], repeats: int) -> list[dict]:
@@ -182,7 +209,8 @@ def ceilings() -> dict:
     return {"bf16_tflops": 2 * 8192**3 / gemm_ms / 1e9, "copy_tbps": 2 * src.numel() * 4 / copy_ms / 1e9}
 
 
-def run_cuda(shapes: list[str], repeats: int, variants: list[str]) -> tuple[list[dict], dict]:
+def run_cuda(shapes: list[str], repeats: int, variants: list[str], save) -> tuple[list[dict], dict]:
+    """All variants on every shape; ``save(rows, ceilings)`` after each shape (a killed run keeps what it measured)."""
     roof = ceilings()
     rows = []
     for shape in shapes:
@@ -210,11 +238,14 @@ def run_cuda(shapes: list[str], repeats: int, variants: list[str]) -> tuple[list
                 "roofline_pct": 100 * floor_ms / ms, "peak_mb": peak / 2**20,
                 "flips": int((indices[:FLIP_ROWS] != exact).sum()),
             })
+            if variant == KERNEL:
+                rows[-1]["fallback"] = fallback_share(x, codebook)
             del indices
         best = min((r["ms"] for r in rows if r["shape"] == shape and "ms" in r and r["variant"] != KERNEL), default=None)
         for row in rows:
             if row["shape"] == shape and "ms" in row and best:
                 row["speedup"] = best / row["ms"]
+        save(rows, roof)
     return rows, roof
 
 
@@ -223,21 +254,28 @@ def run_cuda(shapes: list[str], repeats: int, variants: list[str]) -> tuple[list
 
 def table(rows: list[dict], device: str) -> str:
     if device == "cpu":
-        head = "| shape N x K x D | variant | median ms | peak extra MB | N x K fp32 MB | flips / 4096 |\n|---|---|---|---|---|---|"
+        head = ("| shape N x K x D | variant | median ms | peak extra MB | N x K fp32 MB | flips / 4096 | fallback |\n"
+                "|---|---|---|---|---|---|---|")
         body = [
-            f"| {r['shape']} | {r['variant']} | " + (f"failed: {r['error']} | | | |" if "error" in r else
-            f"{r['ms']:.1f} | {r['peak_mb']:.0f} | {parse(r['shape'])[0] * parse(r['shape'])[1] * 4 / 2**20:.0f} | {r['flips']} |")
+            f"| {r['shape']} | {r['variant']} | " + (f"failed: {r['error']} | | | | |" if "error" in r else
+            f"{r['ms']:.1f} | {r['peak_mb']:.0f} | {parse(r['shape'])[0] * parse(r['shape'])[1] * 4 / 2**20:.0f} | "
+            f"{r['flips']} | {_share(r)} |")
             for r in rows
         ]
     else:
-        head = ("| shape N x K x D | variant | median ms | speedup vs best baseline | TFLOP/s | % of roofline | peak extra MB | flips / 4096 |\n"
-                "|---|---|---|---|---|---|---|---|")
+        head = ("| shape N x K x D | variant | median ms | speedup vs best baseline | TFLOP/s | % of roofline | peak extra MB "
+                "| flips / 4096 | fallback |\n|---|---|---|---|---|---|---|---|---|")
         body = [
-            f"| {r['shape']} | {r['variant']} | " + (f"failed: {r['error']} | | | | | |" if "error" in r else
-            f"{r['ms']:.3f} | {r.get('speedup', float('nan')):.2f}x | {r['tflops']:.1f} | {r['roofline_pct']:.1f} | {r['peak_mb']:.0f} | {r['flips']} |")
+            f"| {r['shape']} | {r['variant']} | " + (f"failed: {r['error']} | | | | | | |" if "error" in r else
+            f"{r['ms']:.3f} | {r.get('speedup', float('nan')):.2f}x | {r['tflops']:.1f} | {r['roofline_pct']:.1f} | "
+            f"{r['peak_mb']:.0f} | {r['flips']} | {_share(r)} |")
             for r in rows
         ]
     return "\n".join([head, *body])
+
+
+def _share(row: dict) -> str:
+    return f"{100 * row['fallback']:.2f}%" if "fallback" in row else ""
 
 
 def main() -> None:
@@ -253,17 +291,32 @@ def main() -> None:
         print(json.dumps(measure_cpu(args.child, args.shapes[0], args.repeats)))
         return
     shapes = args.shapes or (CPU_SHAPES if args.device == "cpu" else CUDA_SHAPES)
+    start_load = list(os.getloadavg())
+
+    def save(rows: list[dict], extra: dict) -> None:
+        record = {
+            "device": where(extra), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(["python", *sys.argv]), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "load_average": {"start": start_load, "end": list(os.getloadavg())}, "ceilings": extra, "rows": rows,
+        }
+        for path in filter(None, [os.path.join(RESULTS, f"nearest_codeword_{args.device}.json"), args.json]):
+            atomic_write(path, lambda temporary: temporary.write_text(json.dumps(record, indent=2) + "\n"))
+
+    def where(extra: dict) -> str:
+        if args.device == "cpu":
+            return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        rates = f"bf16 GEMM {extra['bf16_tflops']:.0f} TFLOP/s, copy {extra['copy_tbps']:.2f} TB/s"
+        return f"{torch.cuda.get_device_name()}, {rates}"
+
     if args.device == "cpu":
         rows, extra = run_cpu(shapes, args.repeats or 5), {}
-        where = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        save(rows, extra)
     else:
-        rows, extra = run_cuda(shapes, args.repeats or 10, args.variants or list(CUDA_VARIANTS))
-        where = f"{torch.cuda.get_device_name()}, bf16 GEMM {extra['bf16_tflops']:.0f} TFLOP/s, copy {extra['copy_tbps']:.2f} TB/s"
-    print(f"{datetime.date.today()} | torch {torch.__version__} | {where}")
+        rows, extra = run_cuda(shapes, args.repeats or 10, args.variants or list(CUDA_VARIANTS), save)
+    load = os.getloadavg()
+    loads = " ".join(f"{value:.2f}" for value in load)
+    print(f"{datetime.date.today()} | torch {torch.__version__} | {where(extra)} | load average {loads}")
     print(table(rows, args.device))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"device": where, "date": str(datetime.date.today()), "ceilings": extra, "rows": rows}, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-// Host side of the fused nearest-codeword search: plans the launch, prepares the bf16 operands, runs the
-// three kernels of nearest_codeword.cuh on the current stream (no host synchronisation: CUDA-graph safe).
+// Host side of the fused score pass: plans the launch, prepares the bf16 operands, runs the two kernels of
+// nearest_codeword.cuh on the current stream (no host synchronisation: CUDA-graph safe) and returns the candidate
+// lists; the certificate, the exact re-rank and the fallback are torch code (tokenizers_zoo/ops/certified.py).
 // Only c10's CUDA headers: ATen/cuda/CUDAContext.h would pull in cuBLAS/cuSPARSE headers that a bare toolkit lacks.
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -20,7 +21,7 @@ struct Plan {
   bool augment;     // code norms folded into the MMA (small-D l2)
   bool resident;    // Dp == bk: row tile kept in registers
   int mt, lists_c;  // m16 tiles per warp (BM = 64 * mt), candidates per lane list
-  int splits, keep;
+  int splits;
 };
 
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
@@ -96,7 +97,6 @@ Plan make_plan(int n, int k_codes, int dim, int k, bool cosine, int sm_count) {
   const int splits = choose_splits((n + bm - 1) / bm, code_tiles, sm_count, max_splits);
   const int tiles_per_split = (code_tiles + splits - 1) / splits;
   p.splits = (code_tiles + tiles_per_split - 1) / tiles_per_split;  // no empty split
-  p.keep = std::min(32, std::max({8, 2 * k}));
   return p;
 }
 
@@ -113,23 +113,9 @@ void prepare(const at::Tensor& src, const float* center, bool normalize, float s
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <typename T, bool COSINE>
-void finalize(const at::Tensor& x, const at::Tensor& cb, const at::Tensor& cand_val, const at::Tensor& cand_idx,
-              int keep, int k, at::Tensor& out_idx, at::Tensor& out_dist, cudaStream_t stream) {
-  const int n = static_cast<int>(x.size(0));
-  const int threads = 256;
-  const int blocks = (n * 32 + threads - 1) / threads;
-  tzoo::finalize<T, COSINE><<<blocks, threads, 0, stream>>>(
-      reinterpret_cast<const T*>(x.data_ptr()), x.stride(0), x.stride(1), reinterpret_cast<const T*>(cb.data_ptr()),
-      cb.stride(0), cb.stride(1), static_cast<int>(x.size(1)), n, cand_val.data_ptr<float>(),
-      cand_idx.data_ptr<int>(), static_cast<int>(cand_val.size(1)), keep, k, out_idx.data_ptr<int64_t>(),
-      out_dist.data_ptr<float>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
+// The score pass only: fills the candidate lists and returns the bf16 operands it used (for the certificate).
 template <typename T>
-void run(const at::Tensor& x, const at::Tensor& cb, int64_t k, bool cosine, at::Tensor& out_idx,
-         at::Tensor& out_dist) {
+std::vector<at::Tensor> run(const at::Tensor& x, const at::Tensor& cb, int64_t k, bool cosine) {
   const int n = static_cast<int>(x.size(0)), k_codes = static_cast<int>(cb.size(0)), dim = static_cast<int>(x.size(1));
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   int sms = 0;
@@ -156,41 +142,41 @@ void run(const at::Tensor& x, const at::Tensor& cb, int64_t k, bool cosine, at::
   } else {
     dispatch_chunk<1, 16>(plan, xp, cp, bias, n, k_codes, cand_val, cand_idx, stream);
   }
-  if (cosine) {
-    finalize<T, true>(x, cb, cand_val, cand_idx, plan.keep, static_cast<int>(k), out_idx, out_dist, stream);
-  } else {
-    finalize<T, false>(x, cb, cand_val, cand_idx, plan.keep, static_cast<int>(k), out_idx, out_dist, stream);
-  }
+  at::Tensor norms = bias.defined() ? bias : at::empty({0}, f32);
+  at::Tensor centre = center.defined() ? center : at::empty({0}, f32);
+  return {cand_val, cand_idx, xp, cp, norms, centre};
 }
 
 }  // namespace
 
-// (indices [N, k] int64, distances [N, k] float32) of the k nearest codes; metric "l2" (squared) or "cosine".
-std::vector<at::Tensor> nearest_codeword_cuda(const at::Tensor& x, const at::Tensor& codebook, int64_t k,
-                                              const std::string& metric) {
-  TORCH_CHECK(x.is_cuda() && codebook.is_cuda(), "nearest_codeword_cuda: tensors must be on a CUDA device");
-  TORCH_CHECK(x.device() == codebook.device(), "nearest_codeword_cuda: x and codebook on different devices");
+// Candidate lists of the fused score pass, for the certified search in Python (tokenizers_zoo/ops/cuda.py):
+// [cand_val [N, L] float32 (+inf: empty), cand_idx [N, L] int32 (-1: empty), xp [N, Dp] and cp [K, Dp] bf16
+// operands (xp = -2 (x - m) or -x_hat; cp = c - m (+ hi, lo of |c - m|^2 when augmented) or c_hat), code norms
+// [K] float32 (empty when augmented or cosine), centre m [D] float32 (empty for cosine)]. Each list holds the
+// `depth` best scores of its share of the codebook, ascending (depth 4 for k <= 4, else 16; augmented: l2, D <= 32).
+std::vector<at::Tensor> nearest_codeword_candidates(const at::Tensor& x, const at::Tensor& codebook, int64_t k,
+                                                    const std::string& metric) {
+  TORCH_CHECK(x.is_cuda() && codebook.is_cuda(), "nearest_codeword_candidates: tensors must be on a CUDA device");
+  TORCH_CHECK(x.device() == codebook.device(), "nearest_codeword_candidates: x and codebook on different devices");
   TORCH_CHECK(x.dim() == 2 && codebook.dim() == 2 && x.size(1) == codebook.size(1),
-              "nearest_codeword_cuda: expected x [N, D] and codebook [K, D]");
-  TORCH_CHECK(x.scalar_type() == codebook.scalar_type(), "nearest_codeword_cuda: x and codebook dtypes differ");
-  TORCH_CHECK(metric == "l2" || metric == "cosine", "nearest_codeword_cuda: unknown metric ", metric);
-  TORCH_CHECK(k >= 1 && k <= 16 && k <= codebook.size(0), "nearest_codeword_cuda: need 1 <= k <= min(16, K)");
+              "nearest_codeword_candidates: expected x [N, D] and codebook [K, D]");
+  TORCH_CHECK(x.scalar_type() == codebook.scalar_type(), "nearest_codeword_candidates: x and codebook dtypes differ");
+  TORCH_CHECK(metric == "l2" || metric == "cosine", "nearest_codeword_candidates: unknown metric ", metric);
+  TORCH_CHECK(k >= 1 && k <= 16 && k <= codebook.size(0), "nearest_codeword_candidates: need 1 <= k <= min(16, K)");
+  TORCH_CHECK(x.size(0) >= 1, "nearest_codeword_candidates: needs at least one row");
   TORCH_CHECK(codebook.size(0) < (int64_t{1} << 31) && x.size(0) < (int64_t{1} << 31),
-              "nearest_codeword_cuda: N and K must be below 2^31");
+              "nearest_codeword_candidates: N and K must be below 2^31");
   const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t n = x.size(0);
-  at::Tensor out_idx = at::empty({n, k}, x.options().dtype(at::kLong));
-  at::Tensor out_dist = at::empty({n, k}, x.options().dtype(at::kFloat));
-  if (n == 0) return {out_idx, out_dist};
   const bool cosine = metric == "cosine";
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "nearest_codeword_cuda", [&] {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "nearest_codeword_candidates", [&] {
     using T = std::conditional_t<std::is_same_v<scalar_t, at::Half>, __half,
                                  std::conditional_t<std::is_same_v<scalar_t, at::BFloat16>, __nv_bfloat16, scalar_t>>;
-    run<T>(x, codebook, k, cosine, out_idx, out_dist);
+    out = run<T>(x, codebook, k, cosine);
   });
-  return {out_idx, out_dist};
+  return out;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("nearest_codeword", &nearest_codeword_cuda, "k nearest codes (fused bf16 scores + exact float64 re-rank)");
+  m.def("candidates", &nearest_codeword_candidates, "candidate lists of the fused bf16 score pass (to be certified)");
 }

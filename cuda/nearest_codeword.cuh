@@ -1,12 +1,12 @@
-// Fused nearest-codeword search: bf16 tensor-core scores, per-lane top-C candidates, exact float64 re-rank.
+// Fused nearest-codeword score pass: bf16 tensor-core scores and per-lane top-C candidate lists. The certificate
+// (a bound on these scores' error proving that the lists hold the k nearest), the exact float64 re-rank and the
+// fallback for rows without a proof are torch code: tokenizers_zoo/ops/certified.py.
 //
-// Three kernels, none of which writes the N x K score matrix:
+// Two kernels, neither of which writes the N x K score matrix:
 //   1. prepare_rows:   rows of X or C -> centred (or unit) bf16 rows padded to Dp, with the code norms folded
 //                      into two extra columns when D is small ("augmented": the MMA then yields the score).
 //   2. score_topc:     one CTA per tile of BM rows (and per codebook split) sweeps its codes tile by tile with
 //                      mma.sync m16n8k16 (fp32 accumulate); each lane keeps the C best scores of each of its rows.
-//   3. finalize:       one warp per row merges the candidate lists, re-ranks the best `keep` by exact float64
-//                      distances on the original inputs and writes the k nearest (ties -> lowest index).
 //
 // Score of code j for row x (l2):  ||c_j - m||^2 - 2 (x - m).(c_j - m)  with m the codebook mean;
 //                          (cosine): -x_hat.c_hat.
@@ -28,7 +28,7 @@ constexpr int kNT = kWN / 8;     // n8 tiles per warp
 constexpr int kListsPerCta = kWarpsN * 4;  // candidate lists per row and CTA (4 lanes of a quad x warps along N)
 constexpr int kStages = 3;       // cp.async pipeline depth
 constexpr int kPad = 8;          // bf16 padding per smem row: conflict-free ldmatrix
-constexpr int kMaxPerLane = 8;   // finalize: candidates per lane (L <= 256 per row)
+constexpr int kMaxPerLane = 8;   // candidate lists per row <= kMaxPerLane * 32 = 256 entries
 
 // ----------------------------------------------------------------------------------- small PTX helpers
 
@@ -70,31 +70,11 @@ __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(double v) { return static_cast<float>(v); }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ double to_double(T v) { return static_cast<double>(to_float(v)); }
-__device__ __forceinline__ double to_double(double v) { return v; }
-
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
-__device__ __forceinline__ double warp_sum(double v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// (value, index) lexicographic min over a warp; invalid entries carry +inf / INT_MAX.
-__device__ __forceinline__ void warp_argmin(double& v, int& i) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    double ov = __shfl_xor_sync(0xffffffffu, v, o);
-    int oi = __shfl_xor_sync(0xffffffffu, i, o);
-    if (ov < v || (ov == v && oi < i)) { v = ov; i = oi; }
-  }
-}
-
 // ----------------------------------------------------------------------------------- 1. prepare rows
 
 // One warp per row: v = (src - center) or src / ||src||, times `scale`, written as bf16 into dst[row, 0:D];
@@ -343,89 +323,6 @@ template <int BK, int MT, bool RESIDENT>
 constexpr size_t score_topc_smem() {
   return sizeof(__nv_bfloat16) * (BK + kPad) * ((RESIDENT ? 1 : kStages) * kWarpsM * 16 * MT + kStages * kBN) +
          sizeof(float) * kStages * kBN;
-}
-
-// ----------------------------------------------------------------------------------- 3. exact re-rank
-
-// One warp per row. Picks the `keep` best candidates by (fast score, index), computes their exact float64
-// distances on the original inputs (squared l2, or 1 - cos), and writes the k nearest by (distance, index).
-// Rows without any finite candidate (non-finite inputs) get index 0 and distance NaN.
-template <typename T, bool COSINE>
-__global__ void finalize(const T* __restrict__ x, int64_t xs_row, int64_t xs_col, const T* __restrict__ cb,
-                         int64_t cs_row, int64_t cs_col, int dim, int n_rows, const float* __restrict__ cand_val,
-                         const int* __restrict__ cand_idx, int n_cand, int keep, int k,
-                         int64_t* __restrict__ out_idx, float* __restrict__ out_dist) {
-  const int lane = threadIdx.x & 31;
-  const int row = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  if (row >= n_rows) return;
-  const float* vals = cand_val + static_cast<int64_t>(row) * n_cand;
-  const int* idxs = cand_idx + static_cast<int64_t>(row) * n_cand;
-  constexpr int kInvalid = 0x7fffffff;
-
-  float cv[kMaxPerLane];
-  int ci[kMaxPerLane];
-#pragma unroll
-  for (int r = 0; r < kMaxPerLane; ++r) {
-    const int p = lane + 32 * r;
-    const bool ok = p < n_cand && idxs[p] >= 0 && vals[p] == vals[p];
-    cv[r] = ok ? vals[p] : __int_as_float(0x7f800000);
-    ci[r] = ok ? idxs[p] : kInvalid;
-  }
-
-  // Select `keep` candidates (lane j ends up holding the j-th), removing each winner from the pool.
-  int mine = kInvalid;
-  for (int j = 0; j < keep; ++j) {
-    double bv = cv[0];
-    int bi = ci[0];
-#pragma unroll
-    for (int r = 1; r < kMaxPerLane; ++r)
-      if (cv[r] < bv || (cv[r] == bv && ci[r] < bi)) { bv = cv[r]; bi = ci[r]; }
-    warp_argmin(bv, bi);
-    if (bi == kInvalid) break;
-    if (lane == j) mine = bi;
-#pragma unroll
-    for (int r = 0; r < kMaxPerLane; ++r)
-      if (ci[r] == bi) { cv[r] = __int_as_float(0x7f800000); ci[r] = kInvalid; }
-  }
-
-  // Exact distances of the selected candidates (the warp works on one candidate at a time).
-  const T* xr = x + static_cast<int64_t>(row) * xs_row;
-  double x_norm = 1.0;
-  if (COSINE) {
-    double sq = 0.0;
-    for (int d = lane; d < dim; d += 32) { double v = to_double(xr[d * xs_col]); sq += v * v; }
-    x_norm = fmax(sqrt(warp_sum(sq)), 1e-12);
-  }
-  double my_dist = __longlong_as_double(0x7ff0000000000000LL);
-  for (int j = 0; j < keep; ++j) {
-    const int code = __shfl_sync(0xffffffffu, mine, j);
-    if (code == kInvalid) break;
-    const T* cr = cb + static_cast<int64_t>(code) * cs_row;
-    double acc = 0.0, c_sq = 0.0;
-    for (int d = lane; d < dim; d += 32) {
-      const double xv = to_double(xr[d * xs_col]), cvv = to_double(cr[d * cs_col]);
-      if (COSINE) { acc += xv * cvv; c_sq += cvv * cvv; }
-      else { const double diff = xv - cvv; acc += diff * diff; }
-    }
-    acc = warp_sum(acc);
-    double dist = acc;
-    if (COSINE) dist = 1.0 - acc / (x_norm * fmax(sqrt(warp_sum(c_sq)), 1e-12));
-    if (lane == j) my_dist = dist;
-  }
-
-  // k nearest by (distance, index).
-  int my_code = mine;
-  for (int j = 0; j < k; ++j) {
-    double bv = my_dist;
-    int bi = my_code;
-    warp_argmin(bv, bi);
-    if (lane == 0) {
-      const int64_t o = static_cast<int64_t>(row) * k + j;
-      out_idx[o] = bi == kInvalid ? 0 : bi;
-      out_dist[o] = bi == kInvalid ? __int_as_float(0x7fc00000) : static_cast<float>(bv);
-    }
-    if (my_code == bi) { my_dist = __longlong_as_double(0x7ff0000000000000LL); my_code = kInvalid; }
-  }
 }
 
 }  // namespace tzoo

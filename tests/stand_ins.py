@@ -57,6 +57,19 @@ class FrameAudioTokenizer(AudioTokenizer):
         self.decoder = FrameDecoder(config.hop_length, config.dim)
 
 
+class ReachAudioTokenizer(FrameAudioTokenizer):
+    """Like :class:`FrameAudioTokenizer`, but each latent also sees ``reach`` hops on each side (a strided conv of
+    kernel ``(2 reach + 1) hop``, zero-padded): chunked encoding is exact with that much context, not without."""
+
+    architecture = "test_reach_audio"
+    reach = 2
+
+    def __init__(self, config: FrameAudioConfig):
+        super().__init__(config)
+        hop = config.hop_length
+        self.encoder.conv = nn.Conv1d(1, config.dim, (2 * self.reach + 1) * hop, stride=hop, padding=self.reach * hop)
+
+
 @dataclass
 class MeanGraphConfig(TokenizerConfig):
     num_features: int = 6

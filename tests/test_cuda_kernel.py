@@ -1,9 +1,13 @@
-"""The fused CUDA nearest-codeword kernel against float64 brute force (GPU only; skipped without one)."""
+"""The certified CUDA route (fused kernel candidates + torch certificate + exact fallback) against float64 brute
+force (GPU only; skipped without one). Run with ``TOKENIZERS_ZOO_CUDA=1`` (``benchmarks/gpu_check.sh`` does)."""
 
 import pytest
 import torch
 
 from tokenizers_zoo.ops import nearest_codeword
+from tokenizers_zoo.ops.adversarial import ADVERSARIAL_KINDS, adversarial_case
+from tokenizers_zoo.ops.certified import certified_nearest_codeword, fallback_fraction
+from tokenizers_zoo.ops.chunked import exact_distances
 from tokenizers_zoo.ops.cuda import load_extension
 from tokenizers_zoo.quantizers import VectorQuantizer
 
@@ -13,23 +17,18 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 @pytest.fixture(scope="module", autouse=True)
 def extension():
-    module = load_extension()
-    assert module is not None, "the CUDA extension did not build"
-    return module
+    kernel = load_extension()
+    assert kernel is not None, "the CUDA extension did not build (is TOKENIZERS_ZOO_CUDA=1 set?)"
+    return kernel
 
 
-def reference(x, codebook, k, metric, rows_per_chunk=256):
-    """Float64 brute force by direct differences on the GPU; ties to the lowest index."""
+def reference(x, codebook, k, metric):
+    """Float64 brute force by direct differences on the GPU (the CPU reference's formula); ties to the lowest index."""
     x, codebook = x.double(), codebook.double()
+    rows_per_chunk = max(1, (1 << 27) // codebook.numel())
     out_idx, out_dist = [], []
-    for start in range(0, x.shape[0], rows_per_chunk):
-        rows = x[start : start + rows_per_chunk]
-        if metric == "l2":
-            dist = torch.cdist(rows, codebook, compute_mode="donot_use_mm_for_euclid_dist").square()
-        else:
-            dot = rows @ codebook.T
-            dist = 1 - dot / (rows.norm(dim=1).clamp_min(1e-12)[:, None] * codebook.norm(dim=1).clamp_min(1e-12)[None])
-        values, indices = dist.sort(dim=1, stable=True)
+    for rows in x.split(rows_per_chunk):
+        values, indices = exact_distances(rows[:, None, :], codebook[None], metric).sort(dim=1, stable=True)
         out_idx.append(indices[:, :k])
         out_dist.append(values[:, :k])
     return torch.cat(out_idx), torch.cat(out_dist)
@@ -176,3 +175,62 @@ def test_quantizer_on_gpu_matches_cpu():
     torch.testing.assert_close(gpu.embed_sum.cpu(), cpu.embed_sum, rtol=1e-5, atol=1e-6)
     out_gpu.quantized.sum().backward()  # straight-through: the gradient reaches z
     torch.testing.assert_close(z.grad, torch.ones_like(z))
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("kind", ADVERSARIAL_KINDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_exact_on_adversarial_data(kind, metric, dtype):
+    generator = torch.Generator().manual_seed(len(kind))
+    x, codebook = adversarial_case(kind, 512, 4000, 12, generator, dtype=dtype)
+    for k in (1, 4, 16):
+        check_exact(x.cuda(), codebook.cuda(), k=k, metric=metric)
+
+
+@pytest.mark.parametrize("dim, k_codes", [(1, 5000), (1, 65536), (2, 100_000), (3, 16384), (3, 100_000)])
+def test_dense_codebooks_in_very_low_dimension(dim, k_codes):
+    """The H200 run: up to 89% of rows wrong here before the certificate."""
+    x, codebook = adversarial_case("dense_low_dim", 256, k_codes, dim, torch.Generator().manual_seed(dim))
+    for metric in ("l2", "cosine"):
+        check_exact(x.cuda(), codebook.cuda(), k=4, metric=metric)
+
+
+def test_the_issue_cases():
+    """Offset cosine (D=12 K=1000, D=48 K=262144), low-rank fp16 cosine (N=4096 K=16384 k=4): 57-100% wrong before."""
+    generator = torch.Generator().manual_seed(0)
+    for n, k_codes, dim in ((1000, 1000, 12), (512, 262_144, 48)):
+        x, codebook = adversarial_case("offset", n, k_codes, dim, generator)
+        check_exact(x.cuda(), codebook.cuda(), metric="cosine")
+    x, codebook = adversarial_case("low_rank", 4096, 16384, 16, generator, dtype=torch.float16)
+    check_exact(x.cuda(), codebook.cuda(), k=4, metric="cosine")
+
+
+def test_certificate_statistics_and_emulation(extension):
+    """Near-code data is certified (no fallback); the kernel's certified rows agree with the CPU emulation's."""
+    generator = torch.Generator().manual_seed(1)
+    x, codebook = adversarial_case("near_codes", 4096, 8192, 32, generator)
+    result = extension.search(x.cuda(), codebook.cuda(), 1, "l2")
+    assert float(fallback_fraction(result)) < 0.01
+    emulated = certified_nearest_codeword(x, codebook, 1, "l2", fallback="compact")
+    assert torch.equal(result.indices.cpu(), emulated.indices)
+    x, codebook = adversarial_case("ties", 256, 3000, 8, generator)
+    tied = extension.search(x.cuda(), codebook.cuda(), 3, "l2")
+    assert float(fallback_fraction(tied)) > 0.5 and torch.equal(tied.indices.cpu(), reference(x, codebook, 3, "l2")[0])
+
+
+def test_cuda_graph_capture_with_fallback_rows():
+    """Under capture the fallback is the dense float64 search, selected per row (no host sync)."""
+    x, codebook = adversarial_case("dense_low_dim", 300, 20_000, 1, torch.Generator().manual_seed(2))
+    x, codebook = x.cuda(), codebook.cuda()
+    eager = nearest_codeword(x, codebook, k=2)
+    static_x = x.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        nearest_codeword(static_x, codebook, k=2, check_finite=False)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = nearest_codeword(static_x, codebook, k=2, check_finite=False)
+    graph.replay()
+    assert torch.equal(captured.indices, eager.indices)

@@ -6,13 +6,7 @@ import torch
 from tokenizers_zoo.ops import chunk_elements, nearest_codeword
 from tokenizers_zoo.ops.chunked import nearest_codeword_chunked
 
-from op_helpers import LargestTensor, dense_distances
-
-
-def reference(x, codebook, k, metric):
-    """Float64 brute force; ties broken by the lowest index (stable sort over ascending indices)."""
-    values, indices = dense_distances(x, codebook, metric).sort(dim=1, stable=True)
-    return indices[:, :k], values[:, :k]
+from op_helpers import LargestTensor, reference_search as reference
 
 
 def make_case(case, n, k_codes, dim):
@@ -90,6 +84,46 @@ def test_chunk_limit_does_not_change_the_answer():
     with pytest.raises(ValueError, match="positive"):
         with chunk_elements(0):
             pass
+
+
+@pytest.mark.parametrize("k_codes", [63, 64, 65, 130])
+def test_single_nearest_across_block_edges_and_near_ties(k_codes):
+    """k = 1 searches blocks of 64 codes (padded): the answer at every position, and exact near-ties, are exact."""
+    codebook = torch.randn(k_codes, 6)
+    x = codebook + 1e-3 * torch.randn(k_codes, 6)  # every code is some row's nearest, at every block position
+    assert torch.equal(nearest_codeword(x, codebook).indices, torch.arange(k_codes))
+    codebook[-1] = codebook[0]  # an exact tie between the first and the last code (last block, padded)
+    assert nearest_codeword(codebook[-1:], codebook).indices.tolist() == [0]
+    codebook[-2] = codebook[1] + 1e-7  # a near-tie inside float32 resolution of the scores
+    expected, _ = reference(codebook[-2:-1] + 1e-8, codebook, 1, "l2")
+    assert torch.equal(nearest_codeword(codebook[-2:-1] + 1e-8, codebook).indices, expected[:, 0])
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_unchecked_non_finite_rows_get_valid_indices(k):
+    x, codebook = torch.randn(100, 8), torch.randn(50, 8)
+    x[3, 2] = float("nan")
+    for metric in ("l2", "cosine"):
+        out = nearest_codeword(x, codebook, k=k, metric=metric, check_finite=False)
+        assert out.indices.min() >= 0 and out.indices.max() < 50 and torch.isnan(out.distances[3]).all()
+        expected, _ = reference(x[:3], codebook, k, metric)
+        assert torch.equal(out.indices[:3].reshape(3, k), expected)
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_rows_split_between_threads_give_the_same_answer(k):
+    """With several torch threads the CPU search splits the rows between Python threads (one torch thread each)."""
+    x, codebook = make_case("large_offset", 900, 700, 8)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with chunk_elements(3 * 700 * 20):  # 20 rows per chunk and thread: every thread runs several chunks
+            out = nearest_codeword(x, codebook, k=k)
+        assert torch.get_num_threads() == 3  # restored after the search
+    finally:
+        torch.set_num_threads(previous)
+    expected, _ = reference(x, codebook, k, "l2")
+    assert torch.equal(out.indices.reshape(900, k), expected)
 
 
 def test_no_gradient_flows_through_the_search():

@@ -114,7 +114,7 @@ def test_every_shipped_recipe_builds_and_trains_a_step(tmp_path, cifar_layout):
     """Each recipe in recipes/ builds its model, objective, data splits and optimizers and runs one step."""
     from tokenizers_zoo.training import build_trainer
 
-    recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.json"))
+    recipes = [path for path in sorted((Path(__file__).parents[1] / "recipes").glob("*.json")) if _is_image_recipe(path)]
     assert len(recipes) >= 2
     for path in recipes:
         trainer = build_trainer(path, cifar_layout, tmp_path / path.stem, {"steps": 1, "batch_size": 4, "val_every": 1})
@@ -122,6 +122,12 @@ def test_every_shipped_recipe_builds_and_trains_a_step(tmp_path, cifar_layout):
         history = trainer.fit()
         assert "val_psnr" in history[-1], path.name
         assert (tmp_path / path.stem / "best" / "model.safetensors").is_file()
+
+
+def _is_image_recipe(path: Path) -> bool:
+    """Image training recipes (the audio and graph ones are tested beside their families)."""
+    data = json.loads(path.read_text()).get("data", {})
+    return isinstance(data, dict) and data.get("type", "images") == "images"
 
 
 def test_gan_recipe_freezes_and_uses_its_objective(tmp_path, cifar_layout):

@@ -1,11 +1,12 @@
 """The ``tokenizers-zoo`` command (also ``python -m tokenizers_zoo``): list, info, encode, decode, eval, convert,
-build-codebook, fold, shrink, extend-decoder, train, build-cuda. Readers and writers follow the model's modality; every refusal is one line on stderr."""
+build-codebook, fold, shrink, extend-decoder, train, build-cuda, vqgraph. Readers and writers follow the model's modality; every refusal is one line on stderr."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
 import sys
@@ -18,14 +19,15 @@ import torch
 from tqdm import tqdm
 
 from . import registry
-from .atomic import atomic_folder
+from .atomic import atomic_folder, atomic_write
+from .audio_metrics import audio_reconstruction_metrics, check_metric_length, kbps, missing_audio_metrics
 from .config import ConfigError, read_json
 from .converters import convert_official
 from .data.signal_files import SignalFiles, signal_files
 from .factory import create_model
 from .hub import CheckpointError, load_pretrained
 from .metrics import CodebookUsage, bits_per_pixel, frechet_inception_distance
-from .objectives import LPIPS
+from .objectives import LPIPS, MelL1
 from .ops.cuda import CudaUnavailable
 from .token_file import TokenFile, TokenFileError, load_tokens, save_tokens
 
@@ -40,6 +42,8 @@ MAX_NAME_BYTES = 255
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="tokenizers-zoo: %(message)s")
+    logging.getLogger("tokenizers_zoo.data").setLevel(logging.INFO)  # notes on converted inputs (resampled, down-mixed)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -69,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="files or folders of files")
     p.add_argument("-o", "--output", required=True, help="token file to write (.safetensors)")
     p.add_argument("--size", type=int, help="images: resize the shorter side to SIZE and centre-crop square first")
+    p.add_argument("--chunk-seconds", type=float, help="audio: encode long files in windows of this many seconds (flat memory)")
+    p.add_argument("--chunk-context-seconds", type=float, help="audio: context on each side of a window (default 1 s)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(run=cmd_encode)
@@ -93,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-backbone", metavar="PATH", help="images: torchvision vgg16 state dict, for LPIPS (with --lpips-linear)")
     p.add_argument("--lpips-linear", metavar="PATH", help="images: LPIPS v0.1 vgg.pth linear weights (with --lpips-backbone)")
     p.add_argument("--inception", metavar="PATH", help="images: torch-fidelity's InceptionV3 FID weights file, for rFID")
+    p.add_argument("--json", metavar="PATH", help="audio: also write the results to this JSON file")
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("convert", help="an official checkpoint -> a zoo model folder")
@@ -161,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
     p.add_argument("--init-from", help="start from this model (folder, registered name, Hub id) instead of the recipe's")
     p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("vqgraph", help="VQGraph: teacher tokenizer + MLP students over seeds; prints the table")
+    p.add_argument("recipe", help="experiment JSON (recipes/vqgraph_*.json)")
+    p.add_argument("--data", help="override the recipe's graph file (CPF .npz)")
+    p.add_argument("--seeds", type=int, help="run seeds 0..SEEDS-1 instead of the recipe's")
+    p.add_argument("--settings", nargs="+", choices=("transductive", "inductive"), help="override the recipe's settings")
+    p.add_argument("-o", "--output", help="JSON results file to update (rows of other datasets are kept)")
+    p.set_defaults(run=cmd_vqgraph)
     return parser
 
 
@@ -199,14 +214,19 @@ def cmd_encode(args) -> None:
     _check_new_file(output, args.force)
     if any(output.exists() and os.path.samefile(output, path) for _, path in items):
         raise ValueError(f"-o {output} is one of the inputs: it would be overwritten with tokens")
-    options = {"size": args.size}
+    options = {"size": args.size, "chunk_seconds": args.chunk_seconds, "chunk_context_seconds": args.chunk_context_seconds}
+    _check_chunk_options(tokenizer, args.chunk_seconds, args.chunk_context_seconds)
+    encode_options = files.encode_options(tokenizer, options)
     tokens, shapes = [torch.empty(0)] * len(items), [None] * len(items)
+    batches = _batches(items, files, options, args.batch_size) if files.collate is None else _sorted_batches(items, files, options, args.batch_size)
     with torch.no_grad(), tqdm(total=len(items), unit="item", disable=None, file=sys.stderr) as progress:
-        for batch in _batches(items, files, options, args.batch_size):
+        for batch in batches:
             signals = [files.read(items[i][1], tokenizer, options) for i in batch]
-            indices = tokenizer.encode(torch.stack(signals).to(device)).indices.cpu()
-            for i, signal, item_indices in zip(batch, signals, indices):
-                tokens[i], shapes[i] = item_indices, list(signal.shape)
+            x, context = (torch.stack(signals), {}) if files.collate is None else files.collate(signals)
+            out = tokenizer.encode(x.to(device), **{name: value.to(device) for name, value in context.items()}, **encode_options)
+            counts = [None] * len(batch) if out.lengths is None else out.lengths.tolist()
+            for i, signal, item_indices, count in zip(batch, signals, out.indices.cpu(), counts):
+                tokens[i], shapes[i] = item_indices[..., :count], list(signal.shape)
             progress.update(len(batch))
     token_file = TokenFile(
         model=str(args.model),
@@ -240,8 +260,8 @@ def cmd_decode(args) -> None:
     if existing and not args.force:
         raise FileExistsError(f"{existing[0]} exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; pass --force to overwrite")
     with torch.no_grad(), _writing_into(folder) as staging:
-        for indices, target in tqdm(list(zip(token_file.tokens, targets)), unit="item", disable=None, file=sys.stderr):
-            files.write(tokenizer.decode(indices[None].to(device))[0], staging / target, tokenizer)
+        for indices, item, target in tqdm(list(zip(token_file.tokens, token_file.items, targets)), unit="item", disable=None, file=sys.stderr):
+            files.write(files.fit_output(tokenizer.decode(indices[None].to(device))[0], item), staging / target, tokenizer)
     print(f"{len(targets)} item(s) -> {args.output}")
 
 
@@ -252,6 +272,10 @@ def cmd_eval(args) -> None:
     files = signal_files(tokenizer.input_spec.modality)
     paths = files.list(Path(args.data))[: args.limit]
     lpips, fid = _image_judges(args, tokenizer, len(paths), device)
+    if tokenizer.input_spec.modality == "audio":
+        return _eval_audio(args, tokenizer, files, paths, device)
+    if args.json:
+        raise ValueError(f"--json: {args.model} is a {tokenizer.input_spec.modality} model; its results are printed as JSON")
     options = {"size": args.size}
     usage = CodebookUsage(tokenizer.quantizer.codebook_size, tokenizer.quantizer.num_groups)
     totals: dict[str, list[torch.Tensor]] = defaultdict(list)
@@ -289,6 +313,53 @@ def cmd_eval(args) -> None:
     if bad:
         raise ValueError(f"{args.model} gives non-finite {bad} on this data (NaN or infinite weights or outputs?)")
     print(json.dumps(result, allow_nan=False))
+
+
+def _eval_audio(args, tokenizer, files: SignalFiles, paths: list[Path], device: torch.device) -> None:
+    """Each file read at the model's rate, encoded and decoded (files of one duration share a batch, so no item is
+    padded and the results do not depend on the batch size), cut to its length and compared with
+    :func:`audio_reconstruction_metrics`; the table gives the means over files, each file counting once."""
+    if args.size is not None:
+        raise ValueError("--size resizes images; audio is read at the model's sample rate")
+    if not paths:
+        raise ValueError(f"no audio files ({', '.join(files.suffixes)}) in {args.data}")
+    spec, quantizer = tokenizer.input_spec, tokenizer.quantizer
+    usage = CodebookUsage(quantizer.codebook_size, quantizer.num_groups)
+    mel = MelL1(spec.sample_rate)
+    totals: dict[str, list[torch.Tensor]] = defaultdict(list)
+    samples = 0
+    with torch.no_grad():
+        for batch in tqdm(list(_batches(list(enumerate(paths)), files, {}, args.batch_size)), unit="batch", disable=None, file=sys.stderr):
+            audio = torch.stack([files.read(paths[i], tokenizer, {}) for i in batch])
+            check_metric_length(audio.shape[-1], f"{paths[batch[0]]} at {spec.sample_rate} Hz")
+            indices = tokenizer.encode(audio.to(device)).indices
+            usage.update(indices)
+            reconstruction = tokenizer.decode(indices)[..., : audio.shape[-1]].float().cpu()
+            for name, values in audio_reconstruction_metrics(reconstruction, audio, spec.sample_rate, mel).items():
+                totals[name].append(values)
+            samples += audio.numel()
+            if args.save_reconstructions:
+                for i, signal in zip(batch, reconstruction):
+                    name = PurePosixPath(paths[i].relative_to(args.data).as_posix()).with_suffix(files.output_suffix)
+                    files.write(signal, Path(args.save_reconstructions) / name, tokenizer)
+    result: dict[str, object] = {"model": args.model, "items": len(paths), "seconds": round(samples / spec.sample_rate, 2)}
+    result.update({name: round(float(torch.cat(values).double().mean()), 4) for name, values in totals.items() if name != "stoi"})
+    if "stoi" in totals:  # undefined (NaN) for files with too little sound: averaged over the others
+        stoi = torch.cat(totals["stoi"]).double()
+        defined = stoi[~stoi.isnan()]
+        result["stoi"] = round(float(defined.mean()), 4) if len(defined) else "undefined (files too short)"
+        if 0 < len(defined) < len(stoi):
+            result["stoi_items"] = len(defined)
+    result.update({name: "not installed" for name in missing_audio_metrics() if name not in result})
+    result.update(codebook_usage=round(usage.usage, 4), codebook_perplexity=round(usage.perplexity, 2), codebook_size=usage.codebook_size,
+                  kbps=round(kbps(spec.sample_rate / spec.hop_length, quantizer.codebook_size, quantizer.num_groups), 4))
+    bad = [name for name, value in result.items() if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        raise ValueError(f"{args.model} gives non-finite {bad} on this data (NaN or infinite weights or outputs?)")
+    if args.json:
+        atomic_write(args.json, lambda temporary: temporary.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n"))
+    width = max(map(len, result))
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in result.items()))
 
 
 def cmd_convert(args) -> None:
@@ -387,6 +458,20 @@ def cmd_train(args) -> None:
     run_recipe(recipe, args.data, args.output, {"steps": args.steps} if args.steps else None, args.val_data)
 
 
+def cmd_vqgraph(args) -> None:
+    from .training.vqgraph_run import VQGraphRunConfig, format_table, run, save_rows
+
+    recipe = read_json(args.recipe)
+    overrides = {"data": args.data, "seeds": list(range(args.seeds)) if args.seeds else None, "settings": args.settings}
+    config = VQGraphRunConfig.from_dict({**recipe, **{key: value for key, value in overrides.items() if value}})
+    flags = [f"--{name} {value if not isinstance(value, list) else ' '.join(value)}" for name, value in
+             (("data", args.data), ("seeds", args.seeds), ("settings", args.settings)) if value]
+    command = " ".join(["OMP_NUM_THREADS=1 tokenizers-zoo vqgraph", args.recipe, *flags])
+    save = (lambda rows: save_rows(args.output, rows, command)) if args.output else None
+    rows = run(config, log=lambda line: print(line, file=sys.stderr, flush=True), on_seed=save)
+    print(format_table(rows))
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -452,6 +537,25 @@ def _expand_inputs(paths: list[str], files: SignalFiles) -> list[tuple[str, Path
         else:
             raise FileNotFoundError(f"no file or folder {path}")
     return items
+
+
+def _check_chunk_options(tokenizer, seconds: float | None, context: float | None) -> None:
+    if (seconds, context) != (None, None) and tokenizer.input_spec.modality != "audio":
+        raise ValueError(f"--chunk-seconds and --chunk-context-seconds are for audio; {tokenizer.input_spec.modality} models take no chunks")
+    if context is not None and seconds is None:
+        raise ValueError("--chunk-context-seconds is the overlap of chunked encoding: give --chunk-seconds too")
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"--chunk-seconds must be a finite number of seconds > 0, got {seconds}")
+    if context is not None and not (math.isfinite(context) and context >= 0):
+        raise ValueError(f"--chunk-context-seconds must be a finite number of seconds >= 0, got {context}")
+
+
+def _sorted_batches(items: list, files: SignalFiles, options: dict, batch_size: int):
+    """Positions of ``items`` ordered by ``group_key`` (audio: duration) and cut into batches, for a modality
+    whose ``collate`` pads: similar sizes share a batch, so little is padded."""
+    order = sorted(range(len(items)), key=lambda position: files.group_key(items[position][1], options))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
 
 
 def _batches(items: list, files: SignalFiles, options: dict, batch_size: int):

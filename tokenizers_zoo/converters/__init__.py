@@ -6,7 +6,7 @@ shapes, key presence, embedded arguments; an official YAML config is accepted bu
 :func:`convert_official` and ``tokenizers-zoo convert`` pick the converter. Models never import this package.
 """
 
-from . import fqgan, simvq, taming, vqgan_lc, wetok  # noqa: F401  (each family's converter registers itself on import)
+from . import fqgan, simvq, simvq_audio, taming, vqgan_lc, wavtokenizer, wetok  # noqa: F401  (each family's converter registers itself on import)
 from .checkpoint import load_official_checkpoint
 from .registry import CONVERTERS, Converter, convert_official, register_converter
 

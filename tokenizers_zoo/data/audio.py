@@ -21,6 +21,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 _WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 
 log = logging.getLogger(__name__)
+_noted: set[tuple[str, str]] = set()
 
 
 def list_audio(folder: str | os.PathLike) -> list[Path]:
@@ -28,8 +29,10 @@ def list_audio(folder: str | os.PathLike) -> list[Path]:
     return list_files(folder, AUDIO_SUFFIXES, "audio files")
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
-    """Mono ``[T]`` float32 at ``sample_rate``; channels are averaged and other rates resampled (both logged)."""
+def load_audio(path: str | os.PathLike, sample_rate: int, convert: bool = True) -> torch.Tensor:
+    """Mono ``[T]`` float32 at ``sample_rate``. Channels are averaged and other rates resampled with torchaudio
+    (both logged, once per file and process); with ``convert=False`` such a file is refused instead."""
+    _check_rate(sample_rate)
     soundfile = _require("soundfile")
     path = Path(path)
     if not path.is_file():
@@ -42,18 +45,32 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
         raise ValueError(f"{path} holds no audio (0 frames)")
     if not np.isfinite(data).all():
         raise ValueError(f"{path} has non-finite samples (NaN or infinity)")
+    if not convert and (rate != sample_rate or data.shape[1] != 1):
+        raise ValueError(f"{path} is {rate} Hz with {data.shape[1]} channel(s); expected {sample_rate} Hz mono (conversion is off)")
     wav = torch.from_numpy(data)
     if wav.shape[1] > 1:
-        log.info("%s: averaged %d channels to mono", path, wav.shape[1])
+        _note(path, f"averaged {wav.shape[1]} channels to mono")
     wav = wav.mean(dim=1)
     if rate != sample_rate:
-        log.info("%s: resampled from %d Hz to %d Hz", path, rate, sample_rate)
+        _note(path, f"resampled from {rate} Hz to {sample_rate} Hz")
         wav = _require("torchaudio").functional.resample(wav, rate, sample_rate)
     return wav
 
 
+def audio_header(path: str | os.PathLike) -> tuple[float, int, int]:
+    """``(seconds, sample rate, frames)`` from the file's header, nothing decoded: orders files by duration, and
+    files with equal headers load to equal lengths."""
+    soundfile = _require("soundfile")
+    try:
+        info = soundfile.info(str(path))
+    except soundfile.SoundFileError as error:
+        raise ValueError(f"{path} is not a readable audio file: {error}") from error
+    return info.frames / info.samplerate, info.samplerate, info.frames
+
+
 def save_audio(wav: torch.Tensor, path: str | os.PathLike, sample_rate: int) -> None:
     """Write ``[T]`` or ``[1, T]`` in [-1, 1] (clamped) as 16-bit PCM, WAV or FLAC by the suffix."""
+    _check_rate(sample_rate)
     soundfile = _require("soundfile")
     path = Path(path)
     file_format = _WRITE_FORMATS.get(path.suffix.lower())
@@ -109,6 +126,18 @@ class AudioFolder(torch.utils.data.Dataset):
         start = int(torch.randint(spare + 1, ())) if self.random_crop and spare > 0 else 0
         wav = wav[start : start + self.segment]
         return {"x": torch.nn.functional.pad(wav, (0, self.segment - len(wav))), "lengths": torch.tensor(len(wav))}
+
+
+def _note(path: Path, change: str) -> None:
+    """Log a conversion of ``path`` the first time it happens (a training set is read every epoch)."""
+    if (str(path), change) not in _noted:
+        _noted.add((str(path), change))
+        log.info("%s: %s", path, change)
+
+
+def _check_rate(sample_rate: int) -> None:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1:
+        raise ValueError(f"sample_rate must be a positive number of samples per second, got {sample_rate!r}")
 
 
 def _require(name: str) -> ModuleType:

@@ -1,4 +1,8 @@
-"""Convolutional building blocks of the VQGAN family (taming-transformers naming, so checkpoints map 1:1)."""
+"""Convolutional building blocks of the VQGAN family (taming-transformers naming, so checkpoints map 1:1).
+
+The res and attention blocks take ``dims=2`` (images, ``Conv2d``) or ``dims=1`` (sequences, ``Conv1d``: the
+Vocos decoder's ``pos_net`` in WavTokenizer and SimVQ-audio); names and maths are the same.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import chunked_attention
+
+CONVS = {1: nn.Conv1d, 2: nn.Conv2d}
 
 
 def group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:
@@ -19,14 +25,15 @@ def group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:
 class ResnetBlock(nn.Module):
     """GN -> swish -> conv3x3 -> GN -> swish -> dropout -> conv3x3, plus a 1x1 ``nin_shortcut`` when widths differ."""
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, norm_groups: int = 32):
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, norm_groups: int = 32, dims: int = 2):
         super().__init__()
+        conv = CONVS[dims]
         self.norm1 = group_norm(in_channels, norm_groups)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv1 = conv(in_channels, out_channels, 3, padding=1)
         self.norm2 = group_norm(out_channels, norm_groups)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        self.conv2 = conv(out_channels, out_channels, 3, padding=1)
+        self.nin_shortcut = conv(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -35,18 +42,18 @@ class ResnetBlock(nn.Module):
 
 
 class AttnBlock(nn.Module):
-    """Single-head spatial self-attention with 1x1 ``q``, ``k``, ``v``, ``proj_out`` and a residual."""
+    """Single-head self-attention over all positions with 1x1 ``q``, ``k``, ``v``, ``proj_out`` and a residual."""
 
-    def __init__(self, channels: int, norm_groups: int = 32):
+    def __init__(self, channels: int, norm_groups: int = 32, dims: int = 2):
         super().__init__()
         self.norm = group_norm(channels, norm_groups)
-        self.q, self.k, self.v, self.proj_out = (nn.Conv2d(channels, channels, 1) for _ in range(4))
+        self.q, self.k, self.v, self.proj_out = (CONVS[dims](channels, channels, 1) for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
+        b, c = x.shape[:2]
         normed = self.norm(x)
-        q, k, v = (proj(normed).reshape(b, 1, c, h * w).transpose(2, 3) for proj in (self.q, self.k, self.v))
-        out = chunked_attention(q, k, v).transpose(2, 3).reshape(b, c, h, w)
+        q, k, v = (proj(normed).reshape(b, 1, c, -1).transpose(2, 3) for proj in (self.q, self.k, self.v))
+        out = chunked_attention(q, k, v).transpose(2, 3).reshape(x.shape)
         return x + self.proj_out(out)
 
 

@@ -2,7 +2,8 @@
 
 Each loss takes lists of logit maps (one per sub-discriminator, as multi-period / multi-resolution
 discriminators return) and sums the per-discriminator means. Conventions: hinge and non-saturating D
-losses carry taming's factor 1/2; least squares follows LSGAN / vocos without it.
+losses carry taming's factor 1/2; least squares follows LSGAN / vocos without it; ``clamped_hinge`` is
+vocos's hinge (the generator's term clamped too, ``mean(relu(1 - fake))``, and no 1/2 on the D loss).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import nn
 
 from .. import distributed
 
-ADVERSARIAL_LOSSES = ("hinge", "non_saturating", "least_squares")
+ADVERSARIAL_LOSSES = ("hinge", "non_saturating", "least_squares", "clamped_hinge")
 
 
 def generator_adversarial_loss(kind: str, fake: list[torch.Tensor]) -> torch.Tensor:
@@ -24,6 +25,8 @@ def generator_adversarial_loss(kind: str, fake: list[torch.Tensor]) -> torch.Ten
         terms = [F.softplus(-f).mean() for f in fake]
     elif kind == "least_squares":
         terms = [(1 - f).square().mean() for f in fake]
+    elif kind == "clamped_hinge":
+        terms = [F.relu(1 - f).mean() for f in fake]
     else:
         raise ValueError(f"adversarial loss must be one of {ADVERSARIAL_LOSSES}, got {kind!r}")
     return sum(terms)
@@ -37,6 +40,8 @@ def discriminator_adversarial_loss(kind: str, real: list[torch.Tensor], fake: li
         terms = [0.5 * (F.softplus(-r).mean() + F.softplus(f).mean()) for r, f in zip(real, fake)]
     elif kind == "least_squares":
         terms = [(1 - r).square().mean() + f.square().mean() for r, f in zip(real, fake)]
+    elif kind == "clamped_hinge":
+        terms = [F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake)]
     else:
         raise ValueError(f"adversarial loss must be one of {ADVERSARIAL_LOSSES}, got {kind!r}")
     return sum(terms)

@@ -1,5 +1,6 @@
-"""Operators shared by every model: the nearest-codeword search (chunked torch on CPU, fused kernel on CUDA)
-and the chunked soft assignments to all codes (probabilities, entropies, KL)."""
+"""Operators shared by every model: the exact nearest-codeword search (chunked torch; on CUDA optionally the fused
+kernel's candidates, certified row by row) and the chunked soft assignments to all codes (probabilities,
+entropies, KL)."""
 
 from . import cuda  # registers the CUDA kernel of the op (built lazily, at the first CUDA call)
 from .nearest_codeword import METRICS, Nearest, chunk_elements, max_chunk_elements, nearest_codeword

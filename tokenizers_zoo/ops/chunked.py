@@ -8,6 +8,9 @@ result is exactly what a float64 brute-force search returns, at the cost of one 
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +22,8 @@ _UNIT_ROUNDOFF = {
     torch.float32: 2.0**-24,
 }
 _REDUCED_FP32_MATMUL = {"high": 2.0**-11, "medium": 2.0**-8}  # TF32 and bf16 internal precision
+BLOCK = 64  # codes per block of the k = 1 search (block minima, then the best block)
+_THREAD_SPLIT = threading.Lock()  # torch's thread count is process-wide: one split search at a time sets and restores it
 _OVERFLOW_NORM = 1e17  # above this, squared float32 norms approach overflow: score in float64
 
 
@@ -29,35 +34,105 @@ def nearest_codeword_chunked(
 
     Distances are squared euclidean for ``"l2"`` and ``1 - cos`` for ``"cosine"``. No intermediate holds
     more than ``max_chunk_elements`` elements beyond O((N + K) * D).
+
+    On CPU with several torch threads, the rows are split between that many Python threads, each running its
+    share single-threaded with ``max_chunk_elements / threads`` of the budget (torch's thread count is 1 meanwhile,
+    restored after). The many short passes of a chunk then need no barrier between cores: on a loaded machine those
+    barriers made the search several times slower than one big ``cdist``.
     """
-    n_rows, dim = x.shape
+    n_rows = x.shape[0]
     indices = torch.empty(n_rows, k, dtype=torch.int64, device=x.device)
     distances = torch.empty(n_rows, k, dtype=torch.float32, device=x.device)
     if n_rows == 0:
         return indices, distances
+    search = _Search(x, codebook, k, metric, max_chunk_elements)
+    workers = torch.get_num_threads() if x.device.type == "cpu" else 1
+    if workers == 1 or n_rows < 2 * search.rows_per_chunk(workers):
+        search.run(0, n_rows, indices, distances, workers=1)
+        return indices, distances
+    bounds = [n_rows * part // workers for part in range(workers + 1)]
+    with _THREAD_SPLIT:
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                jobs = [pool.submit(search.run, a, b, indices, distances, workers) for a, b in zip(bounds, bounds[1:])]
+                for job in jobs:
+                    job.result()
+        finally:
+            torch.set_num_threads(workers)
+    return indices, distances
 
-    work_dtype = _work_dtype(x, codebook)
-    codes, shift, code_bias, code_scale = _prepare_codebook(codebook.to(work_dtype), metric)
-    max_code_norm = codes.norm(dim=1).max()
-    unit = _unit_roundoff(work_dtype)
-    exact_codebook = codebook.to(torch.float64)
 
-    rows_per_chunk = min(n_rows, max(1, max_chunk_elements // codes.shape[0]))
-    # Reused across chunks: allocating them per chunk costs page faults that can double the run time.
-    score_buffer = torch.empty(rows_per_chunk, codes.shape[0], dtype=work_dtype, device=x.device)
-    mask_buffer = torch.empty(rows_per_chunk, codes.shape[0], dtype=torch.bool, device=x.device)
-    for start in range(0, n_rows, rows_per_chunk):
-        stop = min(start + rows_per_chunk, n_rows)
-        rows = x[start:stop].to(work_dtype)
-        fast = rows - shift if metric == "l2" else F.normalize(rows, dim=1, eps=COSINE_EPS)
-        scores = torch.addmm(code_bias, fast, codes.T, beta=1, alpha=code_scale, out=score_buffer[: stop - start])
-        tolerance = _score_tolerance(fast, max_code_norm, dim, unit, metric)
-        candidates = _candidates(scores, tolerance, k, mask_buffer[: stop - start])
-        chunk_idx, chunk_dist = _rerank_exact(
-            x[start:stop], exact_codebook, candidates, k, metric, max_chunk_elements
+class _Search:
+    """What every chunk of rows shares: the prepared codebook, its float64 copy and the error bound's constants."""
+
+    def __init__(self, x, codebook, k, metric, max_chunk_elements):
+        self.x, self.k, self.metric, self.budget = x, k, metric, max_chunk_elements
+        self.work_dtype = _work_dtype(x, codebook)
+        codes, self.shift = _prepare_codebook(codebook.to(self.work_dtype), metric)
+        self.max_code_norm = codes.norm(dim=1).max()
+        self.unit = _unit_roundoff(self.work_dtype)
+        self.exact_codebook = codebook.to(torch.float64)
+        self.gemm_codes = _gemm_codes(codes, metric)
+        self.n_codes = codes.shape[0]
+
+    def rows_per_chunk(self, workers: int) -> int:
+        return max(1, self.budget // workers // self.gemm_codes.shape[0])
+
+    def run(self, first, last, indices, distances, workers):
+        """Search rows ``first:last`` chunk by chunk into ``indices``/``distances`` (a 1/``workers`` budget)."""
+        rows_per_chunk = min(last - first, self.rows_per_chunk(workers))
+        budget = self.budget // workers
+        # Reused across chunks: allocating them per chunk costs page faults that can double the run time.
+        score_buffer = self.x.new_empty(rows_per_chunk, self.gemm_codes.shape[0], dtype=self.work_dtype)
+        mask_buffer = self.x.new_empty(rows_per_chunk, self.n_codes, dtype=torch.bool)
+        for start in range(first, last, rows_per_chunk):
+            stop = min(start + rows_per_chunk, last)
+            rows = self.x[start:stop]
+            fast = rows.to(self.work_dtype)
+            fast = fast - self.shift if self.metric == "l2" else F.normalize(fast, dim=1, eps=COSINE_EPS)
+            scores = torch.mm(_gemm_rows(fast), self.gemm_codes.T, out=score_buffer[: stop - start])
+            tolerance = _score_tolerance(fast, self.max_code_norm, fast.shape[1], self.unit, self.metric)
+            mask = mask_buffer[: stop - start]
+            if self.k == 1:
+                found = _nearest_one(scores, tolerance, rows, self.exact_codebook, self.metric, mask, budget)
+            else:
+                codes_only = scores[:, : self.n_codes]
+                found = _nearest_k(codes_only, tolerance, self.k, rows, self.exact_codebook, self.metric, mask, budget)
+            indices[start:stop], distances[start:stop] = found
+
+
+def _nearest_k(scores, tolerance, k, rows, exact_codebook, metric, mask, max_chunk_elements):
+    candidates = _candidates(scores, tolerance, k, mask)
+    return _rerank_exact(rows, exact_codebook, candidates, k, metric, max_chunk_elements)
+
+
+def _nearest_one(scores, tolerance, rows, exact_codebook, metric, mask, max_chunk_elements):
+    """k = 1 in one vectorised pass over the (padded) scores: minima of blocks of BLOCK codes, then the best block.
+
+    The best code is the answer wherever the second best trails it by more than the tolerance (the general
+    candidate rule would keep it alone); other rows (near-ties, NaN) take the general path.
+    """
+    n = scores.shape[0]
+    blocks = scores.view(n, -1, BLOCK)
+    block_min = blocks.amin(dim=2)
+    best_block = block_min.argmin(dim=1)
+    inside = blocks[torch.arange(n, device=scores.device), best_block]
+    offset = inside.argmin(dim=1, keepdim=True)
+    best = inside.gather(1, offset)[:, 0]
+    second = torch.minimum(
+        block_min.scatter(1, best_block[:, None], float("inf")).amin(dim=1),
+        inside.scatter(1, offset, float("inf")).amin(dim=1),
+    )
+    indices = (best_block * BLOCK + offset[:, 0])[:, None]
+    distances = exact_distances(rows, exact_codebook[indices[:, 0]], metric).to(torch.float32)[:, None]
+    ambiguous = ~(second > best + tolerance)  # NaN counts as ambiguous
+    if ambiguous.any():
+        which = ambiguous.nonzero()[:, 0]
+        indices[which], distances[which] = _nearest_k(
+            scores[which, : exact_codebook.shape[0]], tolerance[which], 1, rows[which], exact_codebook, metric,
+            mask[: len(which)], max_chunk_elements,
         )
-        indices[start:stop] = chunk_idx
-        distances[start:stop] = chunk_dist
     return indices, distances
 
 
@@ -87,23 +162,37 @@ def _unit_roundoff(dtype: torch.dtype) -> float:
 
 
 def _prepare_codebook(codebook: torch.Tensor, metric: str):
-    """Codes in the fast space, the shift applied to rows, and the GEMM bias/scale giving the score.
-
-    l2: score = ||c - s||^2 - 2 (x - s).(c - s) = ||x - c||^2 - ||x - s||^2 (s = codebook mean, which keeps
-    the expansion well conditioned for data with a large common offset). cosine: score = -x_hat.c_hat.
-    """
+    """Codes in the fast space and the shift applied to rows: centred by the codebook mean s for l2 (keeps the
+    expansion well conditioned for data with a large common offset), unit vectors for cosine."""
     if metric == "l2":
         shift = codebook.mean(0)
-        codes = codebook - shift
-        return codes, shift, codes.square().sum(1), -2.0
-    codes = F.normalize(codebook, dim=1, eps=COSINE_EPS)
-    return codes, None, codes.new_zeros(codes.shape[0]), -1.0
+        return codebook - shift, shift
+    return F.normalize(codebook, dim=1, eps=COSINE_EPS), None
+
+
+def _gemm_codes(codes: torch.Tensor, metric: str) -> torch.Tensor:
+    """Right GEMM operand giving the score in one product, padded to whole blocks of BLOCK codes (score +inf).
+
+    l2: [x - s, 1] . [-2 (c - s), |c - s|^2] = |x - c|^2 - |x - s|^2. cosine: [x_hat, 1] . [-c_hat, 0] = -cos.
+    """
+    if metric == "l2":
+        gemm = torch.cat([-2.0 * codes, codes.square().sum(1, keepdim=True)], dim=1)
+    else:
+        gemm = torch.cat([-codes, codes.new_zeros(codes.shape[0], 1)], dim=1)
+    padding = gemm.new_zeros(-codes.shape[0] % BLOCK, gemm.shape[1])
+    padding[:, -1] = float("inf")
+    return torch.cat([gemm, padding])
+
+
+def _gemm_rows(fast_rows: torch.Tensor) -> torch.Tensor:
+    return torch.cat([fast_rows, fast_rows.new_ones(fast_rows.shape[0], 1)], dim=1)
 
 
 def _score_tolerance(fast_rows, max_code_norm, dim, unit, metric) -> torch.Tensor:
     """Twice (with margin) a bound on |computed score - exact score| for every code, per row.
 
-    For l2 the GEMM, the norm and the centring each contribute at most a few (D + 8) u (|x| + |c|max)^2;
+    For l2 the GEMM (D + 1 terms, the code norm included), the norm and the centring each contribute at most a
+    few (D + 8) u (|x| + |c|max)^2;
     for unit vectors the normalisation adds O(D u). Any code within this of the k-th best score is kept.
     """
     if metric == "l2":
@@ -122,6 +211,7 @@ def _candidates(scores: torch.Tensor, tolerance: torch.Tensor, k: int, mask: tor
     threshold[~torch.isfinite(threshold)] = float("inf")
     torch.le(scores, threshold[:, None], out=mask)
     count = int(mask.view(torch.uint8).sum(dim=1, dtype=torch.int32).max())  # uint8 sums ~7x faster than bool
+    count = max(count, k)  # rows of NaN scores select nothing: they still get k (unspecified) codes
     if count == 1:
         return best[:, None]
     return scores.topk(count, dim=1, largest=False, sorted=False).indices

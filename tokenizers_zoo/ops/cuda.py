@@ -3,16 +3,21 @@
 The extension compiles at the first CUDA call (cached under ``TORCH_EXTENSIONS_DIR``) or ahead of time with
 ``tokenizers-zoo build-cuda``. ``TOKENIZERS_ZOO_CUDA`` chooses: ``0`` (default: the exact chunked torch search
 on CUDA tensors), ``auto`` (use the kernel, fall back to the chunked search with one warning if it cannot be
-built), ``1`` (use the kernel, raise if it cannot be built). The kernel is opt-in until it is exact on every
-input: on an H200 it returned wrong codes for dense, low-rank and offset codebooks (see
-``benchmarks/RESULTS.md``), which its first-use self-check did not catch. ``TOKENIZERS_ZOO_CUDA_ARCHS`` (e.g. ``"80;90"``) sets the architectures to build for;
-by default the visible GPU's, or sm_80 and sm_90 on a machine without one.
+built or fails its first-use check), ``1`` (use the kernel, raise if it cannot be built or fails the check).
+``TOKENIZERS_ZOO_CUDA_ARCHS`` (e.g. ``"80;90"``) sets the architectures to build for; by default the visible
+GPU's, or sm_80 and sm_90 on a machine without one.
 
-On CUDA the search is the fused kernel: bf16 tensor-core scores on centred (or, for cosine, unit) vectors,
-the best candidates of each lane's share of the codebook, then an exact float64 re-rank of the best 8
-(2k for top-k) on the original inputs, ties to the lowest index. It can differ from the exact CPU search
-only when the true nearest code falls outside those candidates, which needs several codes within bf16
-rounding of it; the measured rates are in ``benchmarks/RESULTS.md``.
+The kernel is never trusted on its own. It only produces candidates: bf16 tensor-core scores on centred (or, for
+cosine, unit) vectors and per-lane lists of the best ones. :class:`CertifiedKernel` then certifies every row in
+torch (:mod:`tokenizers_zoo.ops.certified`: a rigorous bound on the kernel's score error, measured on the very
+operands it used, must prove that the lists hold the k nearest codes), re-ranks the candidates in float64 and
+sends the rows without a proof to an exact search: the chunked search of those rows in eager mode, the float64
+brute force of every row selected per row while a CUDA graph is being captured (no host sync). The answer
+therefore equals the float64 brute force on every input; only its speed depends on the data. (Before this
+design, an H200 run found the kernel's fixed-depth candidates wrong on dense, low-rank and offset codebooks.)
+The proof does rest on the lists' invariant (a code missing from a list scores no better than the list's last
+entry) and on listed scores belonging to their codes; the latter is re-checked per row in torch, the former by the
+first-use self-check (adversarial data, :data:`SELF_CHECK_CASES`) and ``tests/test_cuda_kernel.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from pathlib import Path
 import torch
 
 from ..resources import data_dir
+from . import certified
+from .adversarial import adversarial_case
 from .chunked import nearest_codeword_chunked
 from .nearest_codeword import max_chunk_elements, nearest_codeword_op
 
@@ -95,44 +102,93 @@ def build_extension(build_dir: str | os.PathLike | None = None, archs: list[str]
         raise CudaUnavailable(f"building the CUDA extension from {sources[0]} failed: {error}") from error
 
 
-SELF_CHECK_CASES = (  # (N, K, D, k, metric): every kernel variant (augmented or biased scores, resident or
-    (100, 300, 8, 1, "l2"),  # streamed rows, lists of 4 or 16, cosine) on data near the codes
-    (130, 200, 33, 1, "l2"),
-    (70, 500, 100, 3, "l2"),
-    (65, 129, 300, 8, "l2"),
-    (90, 257, 8, 2, "cosine"),
-    (40, 3000, 64, 16, "cosine"),
-    (3, 1, 5, 1, "l2"),
+SELF_CHECK_CASES = (  # (data kind, N, K, D, k, metric, dtype): every kernel variant (augmented or biased scores,
+    ("near_codes", 100, 300, 8, 1, "l2", torch.float32),  # resident or streamed rows, lists of 4 or 16, cosine),
+    ("near_codes", 130, 200, 33, 1, "l2", torch.float32),  # then the data that defeated fixed-depth candidates on
+    ("near_codes", 70, 500, 100, 3, "l2", torch.float32),  # an H200: offset, dense low-D, low-rank, duplicates,
+    ("near_codes", 65, 129, 300, 8, "l2", torch.float32),  # all-tied, tiny and huge scales, fp16/bf16/fp64 inputs
+    ("near_codes", 90, 257, 8, 2, "cosine", torch.float32),
+    ("near_codes", 40, 3000, 64, 16, "cosine", torch.float32),
+    ("near_codes", 3, 1, 5, 1, "l2", torch.float32),
+    ("offset", 64, 1000, 12, 1, "cosine", torch.float32),
+    ("offset", 64, 1000, 12, 4, "l2", torch.bfloat16),
+    ("dense_low_dim", 64, 5000, 1, 4, "l2", torch.float32),
+    ("dense_low_dim", 64, 5000, 3, 1, "l2", torch.float64),
+    ("low_rank", 64, 2000, 16, 4, "cosine", torch.float16),
+    ("duplicates", 64, 700, 12, 1, "l2", torch.float32),
+    ("ties", 32, 300, 8, 3, "l2", torch.float32),
+    ("tiny", 64, 500, 16, 2, "l2", torch.float16),
+    ("huge", 64, 500, 40, 2, "cosine", torch.float32),
 )
 
 
 def self_check(module, device: torch.device | str = "cuda") -> None:
-    """Compare the kernel with the exact CPU search on small problems; raise :class:`CudaUnavailable` if it differs."""
+    """Compare the search with the exact chunked search on small adversarial problems; raise :class:`CudaUnavailable`
+    if any index differs."""
     generator = torch.Generator().manual_seed(0)
-    for n, k_codes, dim, k, metric in SELF_CHECK_CASES:
-        codebook = torch.randn(k_codes, dim, generator=generator)
-        x = codebook[torch.randint(k_codes, (n,), generator=generator)] + 0.01 * torch.randn(n, dim, generator=generator)
+    for kind, n, k_codes, dim, k, metric, dtype in SELF_CHECK_CASES:
+        x, codebook = adversarial_case(kind, n, k_codes, dim, generator, dtype=dtype)
         indices, _ = module.nearest_codeword(x.to(device), codebook.to(device), k, metric)
         expected, _ = nearest_codeword_chunked(x, codebook, k, metric, max_chunk_elements())
         wrong = int((indices.cpu() != expected).any(dim=1).sum())
         if wrong:
             raise CudaUnavailable(
-                f"the CUDA kernel disagrees with the exact search on this GPU ({wrong}/{n} rows, N={n} K={k_codes} "
-                f"D={dim} k={k} {metric}); please report it"
+                f"the CUDA kernel disagrees with the exact search on this GPU ({wrong}/{n} rows, {kind} data, N={n} "
+                f"K={k_codes} D={dim} k={k} {metric} {dtype}); please report it"
             )
+
+
+class CertifiedKernel:
+    """The extension's candidate lists, certified row by row in torch, with the exact fallback for the rest."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def nearest_codeword(self, x: torch.Tensor, codebook: torch.Tensor, k: int, metric: str):
+        """``(indices [N, k], distances [N, k])``, equal to the float64 brute force."""
+        return self.search(x, codebook, k, metric)[:2]
+
+    def search(self, x: torch.Tensor, codebook: torch.Tensor, k: int, metric: str) -> certified.CertifiedSearch:
+        """The full result, with the per-row ``certified`` flags (see :func:`certified.fallback_fraction`)."""
+        if x.dtype != codebook.dtype:
+            dtype = torch.promote_types(x.dtype, codebook.dtype)
+            x, codebook = x.to(dtype), codebook.to(dtype)
+        n, dim = x.shape
+        if n == 0:
+            empty = x.new_empty((0, k), dtype=torch.int64)
+            return certified.CertifiedSearch(empty, empty.float(), empty[:, 0].bool())
+        values, slots, rows, codes, norms, center = self.module.candidates(x, codebook, k, metric)
+        x_fast, c_fast = rows[:, :dim].float(), codes[:, :dim].float()
+        bias = norms if norms.numel() else codes.new_zeros(codes.shape[0], dtype=torch.float32)
+        if metric == "cosine":
+            tolerance = certified.tolerance_from_operands(x, codebook, metric, -x_fast, c_fast)
+        else:
+            augmented = norms.numel() == 0  # the norm entered the product as bf16 hi + lo
+            added = codes[:, dim].double() + codes[:, dim + 1].double() if augmented else norms.double()
+            tolerance = certified.tolerance_from_operands(x, codebook, metric, x_fast / -2, c_fast, added, center)
+        floor = values.view(n, -1, certified.list_depth(k))[:, :, -1].amin(dim=1)
+        candidates = torch.where(slots < 0, codebook.shape[0], slots.long())
+        operands = certified.FastOperands(rows.float(), codes.float(), bias, tolerance)
+        codebook64 = codebook.to(torch.float64)
+        result = certified.certify_candidates(
+            x, codebook64, k, metric, candidates, values, floor, tolerance, max_chunk_elements(), operands
+        )
+        capturing = x.is_cuda and torch.cuda.is_current_stream_capturing()
+        fallback = "dense" if capturing else "compact"
+        return certified.apply_fallback(x, codebook, k, metric, result, fallback, max_chunk_elements())
 
 
 @functools.cache
 def load_extension():
-    """The built and self-checked module, or ``None`` (after one warning) when the kernel is disabled, cannot
-    be built, or fails its first-use check against the exact CPU search."""
+    """The built and self-checked :class:`CertifiedKernel`, or ``None`` (after one warning) when the kernel is
+    disabled, cannot be built, or fails its first-use check against the exact chunked search."""
     mode = os.environ.get("TOKENIZERS_ZOO_CUDA", "0")
     if mode == "0":
         return None
     try:
-        module = build_extension()
-        self_check(module)
-        return module
+        kernel = CertifiedKernel(build_extension())
+        self_check(kernel)
+        return kernel
     except CudaUnavailable as error:
         if mode == "1":
             raise
@@ -145,8 +201,4 @@ def _nearest_codeword_cuda(x: torch.Tensor, codebook: torch.Tensor, k: int, metr
     extension = load_extension() if k <= MAX_K else None
     if extension is None:
         return nearest_codeword_chunked(x, codebook, k, metric, max_chunk_elements())
-    if x.dtype != codebook.dtype:
-        dtype = torch.promote_types(x.dtype, codebook.dtype)
-        x, codebook = x.to(dtype), codebook.to(dtype)
-    indices, distances = extension.nearest_codeword(x, codebook, k, metric)
-    return indices, distances
+    return extension.nearest_codeword(x, codebook, k, metric)

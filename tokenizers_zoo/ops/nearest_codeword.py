@@ -1,9 +1,9 @@
 """`tokenizers_zoo::nearest_codeword`: the single codebook lookup every quantizer uses.
 
 Registered as a `torch.library` custom op, so it is opaque to `torch.compile` (with a fake kernel for
-tracing) and a device-specific kernel can be plugged in behind it (the CUDA kernel from ``cuda/``).
-The default kernel, used on every device without its own, is the exact chunked search of
-:mod:`tokenizers_zoo.ops.chunked`.
+tracing) and a device-specific kernel can be plugged in behind it (the certified CUDA route of
+:mod:`tokenizers_zoo.ops.cuda`). The default kernel, used on every device without its own, is the exact chunked
+search of :mod:`tokenizers_zoo.ops.chunked`. Every route returns the float64 brute force's answer.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def nearest_codeword(
 ) -> Nearest:
     """The ``k`` nearest codes of each row of ``x`` ``[N, D]`` in ``codebook`` ``[K, D]``.
 
-    The answer is a float64 brute-force search of the given values, ties going to the lowest index: exactly
-    on CPU; on CUDA up to the rare misses documented in :mod:`tokenizers_zoo.ops.cuda`. No gradient flows
-    through the search (compute differentiable distances from the gathered codes).
+    The answer is a float64 brute-force search of the given values, ties going to the lowest index, on every
+    device and route (the CUDA kernel's candidates are certified row by row, see :mod:`tokenizers_zoo.ops.cuda`).
+    No gradient flows through the search (compute differentiable distances from the gathered codes).
 
     Raises ``ValueError`` for mismatched shapes, devices, an unknown metric and, when ``check_finite``, for
     NaN/inf values (that check reads one flag back from the device; it is skipped under ``torch.compile``

@@ -1,0 +1,309 @@
+"""Certified nearest-codeword search: the CUDA kernel's algorithm in plain torch, on any device, without host sync.
+
+1. Fast scores, rounded exactly as the kernel rounds them: rows and codes centred by the codebook mean (``l2``) or
+   normalised (``cosine``) in float32, rounded to bfloat16, multiplied with float32 accumulation (bf16 products are
+   exact in float32). ``l2``: ``s_j = |c_j - m|^2 - 2 (x - m).(c_j - m)``; for D <= 32 the code norm enters the
+   product as two extra bf16 columns (hi, lo), otherwise as a float32 bias. ``cosine``: ``s_j = -x_hat.c_hat``.
+2. Candidate lists as the kernel keeps them: codes are dealt to ``8 * splits`` lists (by split, warp and lane of
+   the kernel's 128-code tiles) and each list keeps its ``depth`` best scores (4 for k <= 4, else 16).
+3. A rigorous bound ``E`` on ``|s_j - S_j|`` for every code (``S_j`` the exact score, whose order is the order of
+   the exact distances), see :func:`score_tolerance`: the rounding of the inputs (float32 conversion, centring or
+   normalisation, bf16) is measured on the operands actually used, the float32 accumulation over D and the norm
+   terms are bounded a priori, and the float64 reference's own rounding is added.
+4. Exact float64 distances of the candidates (the formula of :func:`~tokenizers_zoo.ops.chunked.exact_distances`),
+   the k best by (distance, index).
+5. Certificate per row: every code outside the lists scores at least ``floor`` (the smallest last entry of a
+   list), so its exact score is at least ``floor - E``, while k candidates score at most ``kth + E`` (``kth`` the
+   k-th smallest candidate score). ``floor - kth > 2 E`` therefore proves that no other code can be among the k
+   nearest, whatever the tie-break. Rows without the proof take the exact fallback.
+
+The fallback has two forms, both exact on every input. ``"dense"`` runs the float64 brute force on every row and
+selects per row with ``torch.where``: no host sync and no data-dependent shape (CUDA-graph capture, compile), at
+the cost of a full exact search. ``"compact"`` gathers the failed rows (one read-back of their count) and re-runs
+only them through the exact chunked search: the eager choice. Plain torch cannot skip the work of certified rows
+without that read-back; a device kernel can (rows it certifies return early).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import torch
+
+from .chunked import COSINE_EPS, exact_distances, nearest_codeword_chunked
+
+U_ACC = 2.0**-22
+"""Float32 accumulation unit: 4 x round-to-nearest (2^-24), to cover tensor cores' truncating adders (an assumption
+about the hardware, stated here and tested by the GPU tests; everything else in the bound is measured or IEEE)."""
+U_FP64 = 2.0**-53
+TINY = 2.0**-124
+"""Absolute error of a value or product flushed to zero below the normal range (2^-126), with margin."""
+SCORE_LIMIT = 2.0**100
+"""Scores stay far below float32 overflow when the operand norms keep them under this."""
+LISTS_PER_SPLIT = 8  # the kernel's kListsPerCta: 2 warps along the codes x 4 lanes of a quad
+TILE_CODES = 128  # the kernel's kBN
+AUGMENT_MAX_DIM = 32  # l2 with D <= 32: code norms folded into the product as two bf16 columns
+
+
+class CertifiedSearch(NamedTuple):
+    """Result of :func:`certified_nearest_codeword`: ``indices`` int64 ``[N, k]``, ``distances`` float32 ``[N, k]``
+    (nearest first), ``certified`` bool ``[N]`` (False: the row's answer came from the exact fallback)."""
+
+    indices: torch.Tensor
+    distances: torch.Tensor
+    certified: torch.Tensor
+
+
+class FastOperands(NamedTuple):
+    """The kernel's bf16 operands (held in float32) and the per-row score error bound."""
+
+    rows: torch.Tensor  # [N, D'] -2 x~ (l2, then two columns of 1 when augmented) or -x~ (cosine)
+    codes: torch.Tensor  # [K, D'] c~ (then bf16 hi, lo of the code norm when augmented)
+    bias: torch.Tensor  # [K] float32 code norm added to the product (zeros when augmented or cosine)
+    tolerance: torch.Tensor  # [N] float64: E, a bound on |fast score - exact score| for every code
+
+
+def list_depth(k: int) -> int:
+    """Entries per candidate list (the kernel's ``lists_c``)."""
+    return 4 if k <= 4 else 16
+
+
+def prepare(x: torch.Tensor, codebook: torch.Tensor, metric: str) -> FastOperands:
+    """Round rows and codes as the kernel does, and bound the score error of every row (see :func:`score_tolerance`)."""
+    x32, c32 = x.to(torch.float32), codebook.to(torch.float32)
+    if metric == "cosine":
+        x_fast, c_fast = _bf16(_unit(x32)), _bf16(_unit(c32))
+        tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast)
+        return FastOperands(-x_fast, c_fast, c32.new_zeros(len(c32)), tolerance)
+    center = c32.mean(0)
+    x_fast, c_fast = _bf16(x32 - center), _bf16(c32 - center)
+    norms = (c32 - center).square().sum(1)
+    if x.shape[1] > AUGMENT_MAX_DIM:
+        tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast, norms.double(), center)
+        return FastOperands(-2 * x_fast, c_fast, norms, tolerance)
+    hi, lo = _bf16(norms), _bf16(norms - _bf16(norms))
+    tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast, hi.double() + lo.double(), center)
+    rows = torch.cat([-2 * x_fast, x_fast.new_ones(len(x_fast), 2)], dim=1)
+    codes = torch.cat([c_fast, hi[:, None], lo[:, None]], dim=1)
+    return FastOperands(rows, codes, norms.new_zeros(len(norms)), tolerance)
+
+
+def tolerance_from_operands(x, codebook, metric, x_fast, c_fast, code_norms=None, center=None) -> torch.Tensor:
+    """:func:`score_tolerance` for the operands a search really used (``x~``, ``c~`` unscaled; l2: the code norms
+    it added, in float64, and its centre ``m``)."""
+    if metric == "l2":
+        shift = center.to(torch.float64)
+        x_ideal, c_ideal = x.to(torch.float64) - shift, codebook.to(torch.float64) - shift
+    else:
+        x_ideal, c_ideal = _unit(x.to(torch.float64)), _unit(codebook.to(torch.float64))
+    return score_tolerance(x_fast, x_ideal, c_fast, c_ideal, code_norms, metric)
+
+
+def score_tolerance(x_fast, x_ideal, c_fast, c_ideal, code_norms, metric) -> torch.Tensor:
+    """Per row, ``E`` with ``|s_j - S_j| <= E`` for every code j, plus the float64 reference's own rounding.
+
+    Ideal vectors (exact reals): l2 ``x - m``, ``c - m`` (m: the float32 centre, any value works); cosine
+    ``x / max(|x|, eps)``. Fast vectors ``x~, c~``: the bf16 operands. Measured in float64 (relative error
+    <= (D + 4) 2^-53, covered by the 2^-50 margins): ``e_x = |x~ - x|``, ``e_c = max_j |c~_j - c_j|``,
+    ``C = max_j |c~_j|``, and for l2 ``e_b = max_j |b_j - |c_j|^2|`` (b_j the norm as the kernel adds it).
+
+    l2: ``S_j = |c_j|^2 - 2 x.c_j`` and ``s_j = fl(b_j - 2 x~.c~_j)``:
+    ``|s_j - S_j| <= g (B + 2 |x~| C)`` (float32 sum of D + 2 exact terms, g = (D + 2) U_ACC)
+    ``+ e_b + 2 (e_x C + |x| e_c)`` (``x~.c~ - x.c = (x~ - x).c~ + x.(c~ - c)``, Cauchy-Schwarz)
+    ``+ (D + 2) TINY`` (products flushed below the normal range), B = max_j |b_j|.
+    cosine: ``S_j = -x.c_j``, ``s_j = fl(-x~.c~_j)``: ``g |x~| C + e_x C + |x| e_c + D TINY``.
+    Float64 reference: its distances carry a relative error <= (D + 2) 2^-53 (l2, on at most ``(|x| + max|c|)^2``)
+    or an absolute one <= (D + 8) 2^-53 (cosine); twice that is added so that a proven gap also holds for the
+    reference's rounded values. Rows whose scores could approach float32 overflow get ``inf`` (never certified).
+    """
+    dim = x_fast.shape[1]
+    slack = 1.0 + 2.0**-40
+
+    def norms(a: torch.Tensor) -> torch.Tensor:
+        return a.norm(dim=1) * (1 + (dim + 4) * 2.0**-50)
+
+    ideal_margin = (dim + 8) * 2.0**-50  # the float64 ideal vectors' own rounding (differences or normalisation)
+    x_err = norms(x_fast.double() - x_ideal) + ideal_margin * norms(x_ideal)
+    c_err = (norms(c_fast.double() - c_ideal) + ideal_margin * norms(c_ideal)).max()
+    x_size, x_fast_size = norms(x_ideal), norms(x_fast.double())
+    c_size, c_fast_size = norms(c_ideal).max(), norms(c_fast.double()).max()
+    products = x_fast_size * c_fast_size
+    if metric == "l2":
+        bias_size = 1.01 * code_norms.abs().max()  # |hi| + |lo| <= (1 + 2^-7) |hi + lo|
+        bias_err = (code_norms - c_ideal.square().sum(1)).abs().max() + (dim + 4) * 2.0**-50 * c_size.square()
+        magnitude = bias_size + 2 * products
+        error = (dim + 2) * U_ACC * magnitude + bias_err + 2 * (x_err * c_fast_size + x_size * c_err)
+        reference = 2 * (dim + 2) * U_FP64 * (x_size + c_size).square()
+    else:
+        magnitude = products
+        error = dim * U_ACC * magnitude + x_err * c_fast_size + x_size * c_err
+        reference = torch.full_like(x_size, 2 * (dim + 8) * U_FP64)
+    growth = 1.0 / (1.0 - (dim + 2) * U_ACC)  # gamma_n = n u / (1 - n u)
+    tolerance = slack * (growth * error + (dim + 2) * TINY) + slack * reference
+    safe = torch.isfinite(tolerance) & (magnitude < SCORE_LIMIT)
+    return torch.where(safe, tolerance, torch.full_like(tolerance, math.inf))
+
+
+@functools.lru_cache(maxsize=32)
+def list_members(n_codes: int, depth: int, splits: int, device: torch.device) -> torch.Tensor:
+    """``[L, G]`` codes of each of the kernel's candidate lists (ascending), padded with ``n_codes``.
+
+    The kernel deals codes to ``splits`` contiguous ranges of whole 128-code tiles; in a tile, warp ``w`` owns codes
+    ``64 w ..`` and lane ``t`` of a quad the pairs ``8 i + 2 t, 8 i + 2 t + 1``: one list per (split, warp, lane).
+    """
+    tiles = -(-n_codes // TILE_CODES)
+    tiles_per_split = -(-tiles // splits)
+    codes_per_split = tiles_per_split * TILE_CODES
+    n_lists = -(-tiles // tiles_per_split) * LISTS_PER_SPLIT
+    code = torch.arange(n_codes)
+    local = code % codes_per_split
+    lane = (code // codes_per_split) * LISTS_PER_SPLIT + (local % TILE_CODES) // 64 * 4 + (local % 8) // 2
+    counts = torch.bincount(lane, minlength=n_lists)
+    order = torch.argsort(lane * n_codes + code)
+    starts = torch.cumsum(counts, 0) - counts
+    members = torch.full((n_lists, max(depth, int(counts.max()))), n_codes, dtype=torch.int64)
+    members[lane[order], torch.arange(n_codes) - starts[lane[order]]] = order
+    return members.to(device)
+
+
+def candidate_lists(scores: torch.Tensor, depth: int, splits: int = 1):
+    """The kernel's lists from fast scores ``[n, K]``: candidate indices ``[n, L * depth]`` (``K`` = empty slot),
+    their scores, and ``floor`` ``[n]``, a lower bound on the score of every code outside the lists."""
+    n, n_codes = scores.shape
+    members = list_members(n_codes, depth, splits, scores.device)
+    padded = torch.cat([scores, scores.new_full((n, 1), math.inf)], dim=1)
+    values, slots = padded[:, members].topk(depth, dim=2, largest=False, sorted=True)
+    indices = members.expand(n, -1, -1).gather(2, slots)
+    return indices.flatten(1), values.flatten(1), values[:, :, -1].amin(dim=1)
+
+
+def certify(candidate_scores, floor, tolerance, k: int) -> torch.Tensor:
+    """``[n]`` bool: True where ``floor - kth > 2 E`` proves the candidates hold the k exact nearest codes."""
+    kth = candidate_scores.double().sort(dim=1).values[:, k - 1]
+    gap = floor.double() - kth
+    return torch.isfinite(kth) & (gap > 2 * tolerance)
+
+
+def rerank(x: torch.Tensor, codebook64: torch.Tensor, candidates: torch.Tensor, k: int, metric: str):
+    """The k nearest candidates by exact float64 (distance, index); slot ``K`` (empty) is never chosen over a code."""
+    n_codes = codebook64.shape[0]
+    candidates = candidates.sort(dim=1).values  # index order first: ties -> lowest index
+    distances = exact_distances(x[:, None, :], codebook64[candidates.clamp_max(n_codes - 1)], metric)
+    distances = distances.masked_fill(candidates == n_codes, math.inf)
+    distances, order = distances.sort(dim=1, stable=True)
+    return candidates.gather(1, order[:, :k]), distances[:, :k]
+
+
+def certify_candidates(
+    x, codebook64, k, metric, candidates, candidate_scores, floor, tolerance, max_chunk_elements, operands=None
+):
+    """Certificate and exact re-rank of candidate lists (``candidates`` ``[N, L]``, ``K`` = empty slot), in row
+    blocks whose gathered codes stay under ``max_chunk_elements``: a :class:`CertifiedSearch` before any fallback.
+
+    With ``operands`` (the :class:`FastOperands` that produced the scores), each listed score is recomputed from its
+    code's operands; a row where one differs by more than 2 E (two float32 sums of the same exact products) is not
+    certified. That catches a search that mislabels codes; a code missing from every list is caught only where its
+    absence changes the answer, by the self-check and the GPU tests.
+    """
+    n_codes = codebook64.shape[0]
+    step = max(1, max_chunk_elements // (candidates.shape[1] * codebook64.shape[1]))
+    parts = []
+    for start in range(0, x.shape[0], step):
+        rows = slice(start, start + step)
+        indices, distances = rerank(x[rows], codebook64, candidates[rows], k, metric)
+        ok = certify(candidate_scores[rows], floor[rows], tolerance[rows], k)
+        if operands is not None:
+            slots = candidates[rows].clamp_max(n_codes - 1)
+            again = (operands.rows[rows, None, :] * operands.codes[slots]).sum(-1) + operands.bias[slots]
+            agree = (again.double() - candidate_scores[rows].double()).abs() <= 2 * tolerance[rows, None]
+            ok &= (agree | (candidates[rows] == n_codes)).all(dim=1)
+        parts.append((indices, distances.to(torch.float32), ok))
+    return CertifiedSearch(*(torch.cat(column) for column in zip(*parts)))
+
+
+def apply_fallback(x, codebook, k, metric, result: CertifiedSearch, fallback: str, max_chunk_elements: int):
+    """Exact answers for the rows ``result`` could not certify (``"dense"`` or ``"compact"``, see the module doc)."""
+    if fallback == "compact":
+        return resolve_compact(x, codebook, k, metric, result, max_chunk_elements)
+    codebook64 = codebook.to(torch.float64)
+    step = max(1, max_chunk_elements // (codebook.shape[0] * codebook.shape[1]))
+    indices, distances = [], []
+    for start in range(0, x.shape[0], step):
+        rows = slice(start, start + step)
+        exact_idx, exact_dist = exact_dense(x[rows], codebook64, k, metric)
+        proven = result.certified[rows, None]
+        indices.append(torch.where(proven, result.indices[rows], exact_idx))
+        distances.append(torch.where(proven, result.distances[rows], exact_dist.to(torch.float32)))
+    return CertifiedSearch(torch.cat(indices), torch.cat(distances), result.certified)
+
+
+def exact_dense(x: torch.Tensor, codebook64: torch.Tensor, k: int, metric: str):
+    """Float64 brute force of rows ``x`` by direct differences (the reference's formula), ties to the lowest index."""
+    distances, order = exact_distances(x[:, None, :], codebook64[None], metric).sort(dim=1, stable=True)
+    return order[:, :k], distances[:, :k]
+
+
+def certified_nearest_codeword(
+    x: torch.Tensor,
+    codebook: torch.Tensor,
+    k: int,
+    metric: str,
+    *,
+    splits: int = 1,
+    fallback: str = "dense",
+    max_chunk_elements: int = 1 << 21,
+) -> CertifiedSearch:
+    """The k nearest codes of each row, certified or from the exact fallback: equal to a float64 brute force.
+
+    ``splits``: codebook splits of the emulated kernel launch (candidate lists = 8 x splits). ``fallback``:
+    ``"dense"`` (no host sync) or ``"compact"`` (re-search only the failed rows; reads their count back).
+    """
+    if fallback not in ("dense", "compact"):
+        raise ValueError(f"fallback must be 'dense' or 'compact', got {fallback!r}")
+    n, n_codes = x.shape[0], codebook.shape[0]
+    if n == 0:
+        empty = x.new_empty((0, k), dtype=torch.int64)
+        return CertifiedSearch(empty, empty.to(torch.float32), empty[:, 0].bool())
+    operands = prepare(x, codebook, metric)
+    codebook64 = codebook.to(torch.float64)
+    rows_per_chunk = max(1, max_chunk_elements // n_codes)
+    parts = []
+    for start in range(0, n, rows_per_chunk):
+        rows = slice(start, start + rows_per_chunk)
+        scores = torch.addmm(operands.bias, operands.rows[rows], operands.codes.T)
+        lists = candidate_lists(scores, list_depth(k), splits)
+        chunk = operands._replace(rows=operands.rows[rows], tolerance=operands.tolerance[rows])
+        parts.append(
+            certify_candidates(x[rows], codebook64, k, metric, *lists, chunk.tolerance, max_chunk_elements, chunk)
+        )
+    result = CertifiedSearch(*(torch.cat(column) for column in zip(*parts)))
+    return apply_fallback(x, codebook, k, metric, result, fallback, max_chunk_elements)
+
+
+def resolve_compact(x, codebook, k, metric, result: CertifiedSearch, max_chunk_elements: int) -> CertifiedSearch:
+    """Replace the uncertified rows by the exact chunked search of those rows alone (one host read-back)."""
+    failed = (~result.certified).nonzero()[:, 0]
+    if failed.numel() == 0:
+        return result
+    exact_idx, exact_dist = nearest_codeword_chunked(x[failed], codebook, k, metric, max_chunk_elements)
+    indices, distances = result.indices.clone(), result.distances.clone()
+    indices[failed], distances[failed] = exact_idx, exact_dist
+    return CertifiedSearch(indices, distances, result.certified)
+
+
+def fallback_fraction(result: CertifiedSearch) -> torch.Tensor:
+    """Share of rows that needed the exact fallback (a 0-d tensor on the result's device; no host sync)."""
+    if result.certified.numel() == 0:
+        return result.distances.new_zeros(())
+    return (~result.certified).float().mean()
+
+
+def _bf16(a: torch.Tensor) -> torch.Tensor:
+    return a.to(torch.bfloat16).to(torch.float32)
+
+
+def _unit(a: torch.Tensor) -> torch.Tensor:
+    """``a / max(|a|, eps)`` row by row, computed in ``a``'s dtype as the kernel does (norm, clamp, reciprocal)."""
+    return a * (1.0 / a.square().sum(1).sqrt().clamp_min(COSINE_EPS))[:, None]
