@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..outputs import EncodeOutput
+from ..registry import ModelInfo, register_model
 from .keywords import Keywords
 from .tokenizer import Tokenizer, lengths_to_mask
 
@@ -36,11 +37,14 @@ class AudioTokenizer(Tokenizer):
         lengths = context.get("lengths")
         return None if lengths is None else self.input_spec.num_tokens(lengths.to(torch.int64))
 
-    def reconstruction_loss(self, reconstruction, x, lengths=None, **context) -> torch.Tensor:
-        """Over the input's samples only: decoders give whole hops (``F x hop >= T``) and padding is masked."""
+    def fit_reconstruction(self, reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Cut to the input's ``T`` samples: decoders give whole hops (``F x hop >= T``)."""
         if reconstruction.shape[-1] < x.shape[-1]:
             raise ValueError(f"the reconstruction {list(reconstruction.shape)} is shorter than the audio {list(x.shape)}")
-        reconstruction = reconstruction[..., : x.shape[-1]]
+        return reconstruction[..., : x.shape[-1]]
+
+    def reconstruction_loss(self, reconstruction, x, lengths=None, **context) -> torch.Tensor:
+        """Over the input's samples only (padding is masked)."""
         if lengths is None:
             return super().reconstruction_loss(reconstruction, x)
         mask = lengths_to_mask(lengths.to(x.device), x.shape[-1])
@@ -98,3 +102,18 @@ class AudioTokenizer(Tokenizer):
             first = (start - left) // hop
             pieces.append(window[..., first : first + -(-(stop - start) // hop)])
         return torch.cat(pieces, dim=-1)
+
+
+def register_audio_model(name: str, architecture: str, config: Any, **metadata: Any) -> ModelInfo:
+    """Register ``config`` under ``name`` with what the config itself determines (modality, codebook size, tokens
+    per second, input spec) plus ``metadata``."""
+    info = ModelInfo(
+        name=name,
+        architecture=architecture,
+        modality="audio",
+        codebook_size=config.quantizer["codebook_size"],
+        tokens_per_second=config.sample_rate / config.hop_length,
+        input_spec=config.input_spec(),
+        **metadata,
+    )
+    return register_model(info, config)

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .wavtokenizer import WavTokenizer, WavTokenizerConfig, register_audio_model
+from .audio import register_audio_model
+from .wavtokenizer import WavTokenizer, WavTokenizerConfig
 
 
 def simvq_audio_quantizer(codebook_size: int) -> dict[str, Any]:

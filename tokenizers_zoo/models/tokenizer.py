@@ -121,6 +121,10 @@ class Tokenizer(nn.Module):
         """Valid tokens per item for variable-length inputs; ``None`` when every token is valid."""
         return None
 
+    def fit_reconstruction(self, reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The training pass's reconstruction as the losses and objectives compare it with ``x``; unchanged by default."""
+        return reconstruction
+
     def reconstruction_loss(self, reconstruction: torch.Tensor, x: torch.Tensor, **context) -> torch.Tensor:
         return RECONSTRUCTION_LOSSES[self.config.reconstruction_loss](reconstruction.float(), x.float())
 
@@ -161,7 +165,7 @@ class Tokenizer(nn.Module):
         own) that sum to ``loss``, codebook statistics, and ``extras``."""
         self.keywords.check("train", context, f"{type(self).__name__}.forward")
         latents, quantized, _ = self._quantize(x, context)
-        reconstruction = self.decode_latents(quantized.quantized, **context)
+        reconstruction = self.fit_reconstruction(self.decode_latents(quantized.quantized, **context), x)
         out = TokenizerOutput(
             reconstruction=reconstruction,
             indices=quantized.indices,

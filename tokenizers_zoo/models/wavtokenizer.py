@@ -23,11 +23,9 @@ from ..config import ConfigError, check_positive
 from ..networks.attention import max_attention_positions
 from ..networks.seanet import SEANetArch, SEANetEncoder
 from ..networks.vocos import VocosArch, VocosDecoder
-from ..outputs import TokenizerOutput
 from ..quantizers import build_quantizer
-from ..registry import ModelInfo, register_model
 from ..specs import AudioSpec
-from .audio import AudioTokenizer
+from .audio import AudioTokenizer, register_audio_model
 from .keywords import Keywords
 from .tokenizer import TokenizerConfig
 
@@ -89,12 +87,6 @@ class WavTokenizer(AudioTokenizer):
                 f"of {limit:,}: decode the tokens in pieces, or raise TOKENIZERS_ZOO_MAX_ATTENTION_POSITIONS"
             )
 
-    def forward(self, x: torch.Tensor, **context) -> TokenizerOutput:
-        """The training pass, with the reconstruction cut to the input's ``T`` samples (what objectives compare)."""
-        out = super().forward(x, **context)
-        out.reconstruction = out.reconstruction[..., : x.shape[-1]]
-        return out
-
 
 PAPER = "WavTokenizer: an Efficient Acoustic Discrete Codec Tokenizer for Audio Language Modeling"
 PAPER_URL = "https://arxiv.org/abs/2408.16532"
@@ -106,20 +98,6 @@ N_FFT = {40: 2400, 75: 1280}
 def release_config(tokens_per_second: int) -> WavTokenizerConfig:
     """The released generator at 40 (hop 600, n_fft 2400) or 75 (hop 320, n_fft 1280) tokens per second."""
     return WavTokenizerConfig(strides=STRIDES[tokens_per_second], n_fft=N_FFT[tokens_per_second])
-
-
-def register_audio_model(name: str, architecture: str, config: WavTokenizerConfig, **metadata: Any) -> ModelInfo:
-    """Register ``config`` with what it determines itself (codebook size, tokens per second, input spec)."""
-    info = ModelInfo(
-        name=name,
-        architecture=architecture,
-        modality="audio",
-        codebook_size=config.quantizer["codebook_size"],
-        tokens_per_second=config.sample_rate / config.hop_length,
-        input_spec=config.input_spec(),
-        **metadata,
-    )
-    return register_model(info, config)
 
 
 # (name, tokens/s, Hub repo, checkpoint file, datasets named by the release, training data in words)
