@@ -93,8 +93,7 @@ class LookupFreeQuantizer(Quantizer):
         return self.indices_to_codes(torch.arange(self.codebook_size, device=device))
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        bits = (indices.unsqueeze(-1) >> torch.arange(self.dim, device=indices.device)) & 1
-        return (bits * 2 - 1).float().movedim(-1, 1)
+        return (index_bits(indices, self.dim) * 2 - 1).float().movedim(-1, 1)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> QuantizerOutput:
         if z.ndim < 2 or z.shape[1] != self.dim:
@@ -146,5 +145,11 @@ def sign_code_entropy(vectors: torch.Tensor, temperature: float) -> tuple[torch.
 
 def _pattern_probabilities(log_plus: torch.Tensor, log_minus: torch.Tensor) -> torch.Tensor:
     """``[N, 2^b]`` probabilities of every little-endian pattern of ``b`` independent bits (``[N, 1]`` of ones for b = 0)."""
-    bits = (torch.arange(2 ** log_plus.shape[1], device=log_plus.device).unsqueeze(-1) >> torch.arange(log_plus.shape[1], device=log_plus.device)) & 1
+    width = log_plus.shape[1]
+    bits = index_bits(torch.arange(2**width, device=log_plus.device), width)
     return (log_minus.sum(-1, keepdim=True) + (log_plus - log_minus) @ bits.T.to(log_plus.dtype)).exp()
+
+
+def index_bits(indices: torch.Tensor, width: int) -> torch.Tensor:
+    """The ``width`` little-endian bits of each index: ``[..., width]`` of 0 / 1."""
+    return (indices.unsqueeze(-1) >> torch.arange(width, device=indices.device)) & 1
