@@ -33,8 +33,7 @@ from ..networks.llamagen import LlamaGenArch, LlamaGenDecoder, LlamaGenTrunk
 from ..networks.transformer import FactorizedAdapter
 from ..outputs import TokenizerOutput
 from ..quantizers import build_quantizer
-from ..specs import ImageSpec
-from .image import ImageTokenizer, register_image_model
+from .image import ImageInput, ImageTokenizer, register_image_model
 from .tokenizer import TokenizerConfig
 
 DUAL, TRIPLE = ("vis", "sem"), ("vis", "sem_mid", "sem_high")
@@ -56,7 +55,7 @@ def head_name(factor: str) -> str:
 
 
 @dataclass
-class FQGANConfig(TokenizerConfig, LlamaGenArch):
+class FQGANConfig(ImageInput, TokenizerConfig, LlamaGenArch):
     """The trunk and decoder (:class:`LlamaGenArch`), the factors in decoder order, each factor's code size
     ``embed_dim``, the adapters (``adapter_layers`` blocks of ``adapter_heads`` heads at the trunk's width
     ``ch * ch_mult[-1]``, over the ``resolution / f`` square token grid) and the input."""
@@ -65,14 +64,12 @@ class FQGANConfig(TokenizerConfig, LlamaGenArch):
     embed_dim: int = 8
     adapter_layers: int = 6
     adapter_heads: int = 8
-    in_channels: int = 3
-    value_range: tuple[float, float] = (-1.0, 1.0)
     quantizer: dict[str, Any] = field(default_factory=lambda: fqgan_quantizer(2))
     reconstruction_loss: str = "mse"
     loss_weights: dict[str, float] = field(default_factory=lambda: {"disentanglement": 0.1})
 
     def validate(self) -> None:
-        check_positive(self, "embed_dim", "adapter_layers", "adapter_heads", "in_channels")
+        check_positive(self, "embed_dim", "adapter_layers", "adapter_heads")
         if len(self.factors) < 2 or len(set(self.factors)) != len(self.factors):
             raise ConfigError(f"factors must name at least two distinct factors, got {list(self.factors)}")
         unknown = [name for name in self.factors if not FACTOR_NAME.fullmatch(name)]
@@ -84,9 +81,6 @@ class FQGANConfig(TokenizerConfig, LlamaGenArch):
             raise ConfigError(f"the adapters' width {width} (ch * ch_mult[-1]) cannot be split into {self.adapter_heads} heads")
         if self.resolution % self.downsample_factor:
             raise ConfigError(f"resolution {self.resolution} is not a multiple of the downsampling factor {self.downsample_factor}")
-
-    def input_spec(self) -> ImageSpec:
-        return ImageSpec(self.in_channels, self.value_range, self.downsample_factor, self.resolution)
 
 
 class FQGANEncoder(LlamaGenTrunk):

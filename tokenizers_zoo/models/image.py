@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
+from ..config import Config, check_positive
 from ..metrics import SSIM_WINDOW, has_ssim, psnr, ssim
 from ..networks.attention import max_attention_positions
 from ..registry import ModelInfo, register_model
+from ..specs import ImageSpec
 from .tokenizer import Tokenizer
+
+
+@dataclass
+class ImageInput(Config):
+    """The input fields of an image config, listed first among its bases (before ``TokenizerConfig``): images of
+    ``in_channels`` in ``value_range``; the network shape it is mixed with gives ``downsample_factor`` and
+    ``resolution``."""
+
+    in_channels: int = 3
+    value_range: tuple[float, float] = (-1.0, 1.0)
+
+    def validate(self) -> None:
+        check_positive(self, "in_channels")
+        super().validate()
+
+    def input_spec(self) -> ImageSpec:
+        return ImageSpec(self.in_channels, self.value_range, self.downsample_factor, self.resolution)
 
 
 class ImageTokenizer(Tokenizer):

@@ -17,11 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import check_positive
 from ..networks.magvit2 import Magvit2Arch, Magvit2Decoder, Magvit2Encoder
 from ..quantizers import build_quantizer
-from ..specs import ImageSpec
-from .image import ImageTokenizer, register_image_model
+from .image import ImageInput, ImageTokenizer, register_image_model
 from .tokenizer import TokenizerConfig
 
 
@@ -31,20 +29,11 @@ def simvq_quantizer(codebook_size: int) -> dict[str, Any]:
 
 
 @dataclass
-class SimVQConfig(TokenizerConfig, Magvit2Arch):
+class SimVQConfig(ImageInput, TokenizerConfig, Magvit2Arch):
     """The encoder/decoder shape (:class:`Magvit2Arch`), the quantizer over ``z_channels`` features (no
     ``quant_conv``) and the input."""
 
     quantizer: dict[str, Any] = field(default_factory=lambda: simvq_quantizer(65_536))
-    in_channels: int = 3
-    value_range: tuple[float, float] = (-1.0, 1.0)
-
-    def validate(self) -> None:
-        check_positive(self, "in_channels")
-        super().validate()
-
-    def input_spec(self) -> ImageSpec:
-        return ImageSpec(self.in_channels, self.value_range, self.downsample_factor, self.resolution)
 
 
 class SimVQ(ImageTokenizer):

@@ -13,27 +13,21 @@ from torch import nn
 
 from ..config import check_positive
 from ..quantizers import build_quantizer
-from ..specs import ImageSpec
 from ..networks.taming import TamingArch, TamingDecoder, TamingEncoder
-from .image import ImageTokenizer, register_image_model
+from .image import ImageInput, ImageTokenizer, register_image_model
 from .tokenizer import TokenizerConfig
 
 
 @dataclass
-class VQVAEConfig(TokenizerConfig, TamingArch):
+class VQVAEConfig(ImageInput, TokenizerConfig, TamingArch):
     """The encoder/decoder shape (:class:`TamingArch`, default VQGAN f16: 16x16 tokens at 256 px) plus the
     quantizer, its latent size ``embed_dim`` and the input."""
 
-    in_channels: int = 3
     embed_dim: int = 256
-    value_range: tuple[float, float] = (-1.0, 1.0)
 
     def validate(self) -> None:
-        check_positive(self, "in_channels", "embed_dim")
+        check_positive(self, "embed_dim")
         super().validate()
-
-    def input_spec(self) -> ImageSpec:
-        return ImageSpec(self.in_channels, self.value_range, self.downsample_factor, self.resolution)
 
 
 class VQVAE(ImageTokenizer):

@@ -20,11 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import check_positive
 from ..networks.magvit2 import Magvit2Arch, Magvit2Decoder, Magvit2Encoder
 from ..quantizers import build_quantizer
-from ..specs import ImageSpec
-from .image import ImageTokenizer, register_image_model
+from .image import ImageInput, ImageTokenizer, register_image_model
 from .keywords import Keywords
 from .tokenizer import TokenizerConfig
 
@@ -37,22 +35,13 @@ def wetok_quantizer(groups: int, bits: int = 8) -> dict[str, Any]:
 
 
 @dataclass
-class WeTokConfig(TokenizerConfig, Magvit2Arch):
+class WeTokConfig(ImageInput, TokenizerConfig, Magvit2Arch):
     """The encoder/decoder shape (:class:`Magvit2Arch`), the quantizer over ``z_channels`` features, the input,
     and ``gan_decoder``: the generative decoder with a noise input."""
 
     quantizer: dict[str, Any] = field(default_factory=lambda: wetok_quantizer(4))
     z_channels: int = 32
-    in_channels: int = 3
-    value_range: tuple[float, float] = (-1.0, 1.0)
     gan_decoder: bool = False
-
-    def validate(self) -> None:
-        check_positive(self, "in_channels")
-        super().validate()
-
-    def input_spec(self) -> ImageSpec:
-        return ImageSpec(self.in_channels, self.value_range, self.downsample_factor, self.resolution)
 
 
 class WeTok(ImageTokenizer):
