@@ -1,15 +1,21 @@
 """Inference time of the VQGraph student MLP against its teacher GNN, on Cora and on a synthetic graph.
 
-    OMP_NUM_THREADS=1 python benchmarks/graph_inference.py [--nodes 1000000 --degree 20 --features 256]
+    OMP_NUM_THREADS=1 python benchmarks/graph_inference.py [--nodes 1000000 --degree 20 --features 256 --targets 10]
 
-Both networks are untrained (time does not depend on the weights) and run in eval mode without autograd on the
-whole graph: the teacher is the VQGraph tokenizer at its official layout for the given input width (encoder width =
-input width, codebook search, edge decoder, second GCN layer, classifier), the student the official 2-layer MLP
-(hidden 128). Cora uses the teacher of the reproduction recipe (``recipes/vqgraph_cora.json``: width 256, 1,024
-codes). On the synthetic graph (random undirected edges, average degree ``--degree``) the adjacency is a sparse
-CSR matrix, so message passing is a sparse-dense product rather than per-edge messages (which would need
-``E x width`` floats). Cora times are medians of 5 calls after a warm-up; synthetic-graph times are one call
-after a warm-up of the student only. Rows go to ``benchmarks/results/graph_inference.json``.
+Two settings. **Whole graph**: both networks label every node at once, the GNN's most favourable case (one
+sparse product per layer, no neighbour fetching). **Online**: a request names ``--targets`` random nodes (GLNN's
+latency setting); the MLP reads their features, the GNN must fetch their 2-hop neighbourhood from the CSR
+adjacency and run its layers there (layer 1 on the targets and their neighbours, with the degrees of the whole
+graph, so its logits equal the whole-graph logits: checked on every request). Times are medians over requests.
+
+Both networks are untrained (time does not depend on the weights) and run in eval mode without autograd. The
+teacher is the VQGraph tokenizer at its official layout for the given input width (encoder width = input width,
+codebook search, edge decoder, second GCN layer, classifier), the student the official 2-layer MLP (hidden 128).
+Cora uses the teacher of the reproduction recipe (``recipes/vqgraph_cora.json``: width 256, 1,024 codes). The
+adjacency is a sparse CSR matrix, so whole-graph message passing is a sparse-dense product rather than per-edge
+messages (which would need ``E x width`` floats). Whole-graph times on Cora are medians of 5 calls after a
+warm-up; on the synthetic graph one call after a warm-up of the student only. Rows go to
+``benchmarks/results/graph_inference.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import time
 from pathlib import Path
 
@@ -42,13 +49,65 @@ def teacher_logits(teacher: VQGraph, x: torch.Tensor, adjacency: torch.Tensor) -
 
 
 def random_adjacency(nodes: int, degree: int, generator: torch.Generator) -> torch.Tensor:
-    """A random undirected graph with about ``degree`` neighbours per node, as a transposed CSR adjacency."""
+    """A random simple undirected graph with about ``degree`` neighbours per node, as a CSR adjacency."""
     from torch_geometric.utils import to_torch_csr_tensor
 
     pairs = torch.randint(nodes, (2, nodes * degree // 2), generator=generator)
     pairs = pairs[:, pairs[0] != pairs[1]]
-    edges = torch.cat([pairs, pairs.flip(0)], dim=1)
-    return to_torch_csr_tensor(edges.flip(0), size=(nodes, nodes))
+    keys = torch.cat([pairs[0] * nodes + pairs[1], pairs[1] * nodes + pairs[0]]).unique()
+    return to_torch_csr_tensor(torch.stack([keys // nodes, keys % nodes]), size=(nodes, nodes), is_coalesced=True)
+
+
+def neighbours(adjacency: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CSR rows of ``nodes``: ``(row position, neighbour id)`` per stored edge."""
+    crow, col = adjacency.crow_indices(), adjacency.col_indices()
+    counts = crow[nodes + 1] - crow[nodes]
+    rows = torch.repeat_interleave(torch.arange(nodes.numel()), counts)
+    starts = torch.repeat_interleave(crow[nodes] - torch.cumsum(counts, 0) + counts, counts)
+    return rows, col[starts + torch.arange(rows.numel())]
+
+
+def gcn_rows(conv, sources: torch.Tensor, source_ids: torch.Tensor, targets: torch.Tensor, adjacency: torch.Tensor,
+             degree: torch.Tensor) -> torch.Tensor:
+    """A ``GCNConv`` (self-loops, symmetric normalisation) evaluated at ``targets`` only, from the inputs ``sources``
+    of the nodes ``source_ids`` (sorted, holding the targets and their neighbours)."""
+    rows, cols = neighbours(adjacency, targets)
+    rows = torch.cat([rows, torch.arange(targets.numel())])
+    cols = torch.cat([cols, targets])
+    weights = (degree[targets][rows] * degree[cols]).rsqrt()
+    transformed = conv.lin(sources)[torch.searchsorted(source_ids, cols)]
+    out = torch.zeros(targets.numel(), transformed.shape[1]).index_add_(0, rows, weights[:, None] * transformed)
+    return out + conv.bias
+
+
+def online_logits(teacher: VQGraph, x: torch.Tensor, adjacency: torch.Tensor, degree: torch.Tensor,
+                  targets: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits at ``targets`` from their 2-hop neighbourhood (``degree``: whole-graph degree + 1)."""
+    hop_1 = torch.cat([targets, neighbours(adjacency, targets)[1]]).unique()
+    hop_2 = torch.cat([hop_1, neighbours(adjacency, hop_1)[1]]).unique()
+    hidden = torch.relu(gcn_rows(teacher.encoder.conv, x[hop_2], hop_2, hop_1, adjacency, degree))
+    edge_vectors = teacher.edge_decoder(teacher.quantizer(hidden).quantized)
+    out = gcn_rows(teacher.conv_out, edge_vectors, hop_1, targets, adjacency, degree)
+    return teacher.classifier(torch.relu(out))
+
+
+def online_ms(teacher: VQGraph, student: NodeMLP, x: torch.Tensor, adjacency: torch.Tensor, whole_graph: torch.Tensor,
+              targets: int, requests: int, generator: torch.Generator) -> tuple[float, float]:
+    """Median GNN and MLP times of ``requests`` requests for ``targets`` random nodes; every GNN answer is checked
+    against ``whole_graph`` logits."""
+    degree = (adjacency.crow_indices().diff() + 1).float()
+    gnn, mlp = [], []
+    with torch.no_grad():
+        for _ in range(requests + 1):  # the first request warms up
+            ids = torch.randperm(x.shape[0], generator=generator)[:targets].sort().values
+            started = time.perf_counter()
+            logits = online_logits(teacher, x, adjacency, degree, ids)
+            gnn.append(time.perf_counter() - started)
+            torch.testing.assert_close(logits, whole_graph[ids], rtol=1e-4, atol=1e-4)
+            started = time.perf_counter()
+            student(x[ids])
+            mlp.append(time.perf_counter() - started)
+    return 1000 * statistics.median(gnn[1:]), 1000 * statistics.median(mlp[1:])
 
 
 def once_ms(call) -> float:
@@ -58,46 +117,57 @@ def once_ms(call) -> float:
         return 1000 * (time.perf_counter() - started)
 
 
+def measure(name: str, teacher: VQGraph, x: torch.Tensor, adjacency: torch.Tensor, args, repeats: int) -> list[dict]:
+    """Whole-graph rows (median of ``repeats`` calls after a warm-up; one call when ``repeats`` is 1) and online rows."""
+    student = NodeMLP(x.shape[1], 128, teacher.config.num_classes).eval()
+    time_ms = inference_ms if repeats > 1 else once_ms
+    whole_mlp = time_ms(lambda: student(x))
+    whole_gnn = time_ms(lambda: teacher_logits(teacher, x, adjacency))
+    with torch.no_grad():
+        logits = teacher_logits(teacher, x, adjacency)
+    online_gnn, online_mlp = online_ms(teacher, student, x, adjacency, logits, args.targets, args.requests,
+                                       torch.Generator().manual_seed(1))
+    graph = {"graph": name, "nodes": x.shape[0], "edges": int(adjacency.values().numel()), "features": x.shape[1],
+             "teacher_width": teacher.config.code_dim, "codebook_size": teacher.quantizer.codebook_size}
+    rows = [{**graph, "setting": "whole graph", "gnn_ms": round(whole_gnn, 2), "mlp_ms": round(whole_mlp, 2),
+             "ratio": round(whole_gnn / whole_mlp, 1)},
+            {**graph, "setting": f"online, {args.targets} nodes", "gnn_ms": round(online_gnn, 3),
+             "mlp_ms": round(online_mlp, 4), "ratio": round(online_gnn / online_mlp, 1)}]
+    for row in rows:
+        print(row, flush=True)
+    return rows
+
+
 def main() -> None:
+    from torch_geometric.utils import to_torch_csr_tensor
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=1_000_000)
     parser.add_argument("--degree", type=int, default=20)
     parser.add_argument("--features", type=int, default=256)
     parser.add_argument("--codebook-size", type=int, default=1024)
+    parser.add_argument("--targets", type=int, default=10, help="nodes per online request")
+    parser.add_argument("--requests", type=int, default=20, help="online requests timed per graph")
     args = parser.parse_args()
     torch.manual_seed(0)
-    rows = []
 
     recipe = json.loads((ROOT / "recipes" / "vqgraph_cora.json").read_text())
     cora = load_cpf_npz(ROOT / "tests" / "data" / "graph" / "cora.npz")
     teacher = VQGraph(VQGraphConfig().replace(**recipe["teacher"])).eval()
-    student = NodeMLP(cora.x.shape[1], 128, 7).eval()
-    gnn = inference_ms(lambda: teacher.classify(cora.x, cora.edge_index))
-    mlp = inference_ms(lambda: student(cora.x))
-    rows.append({"graph": "cora", "nodes": cora.num_nodes, "edges": cora.edge_index.shape[1], "features": cora.x.shape[1],
-                 "teacher_width": teacher.config.code_dim, "codebook_size": teacher.quantizer.codebook_size,
-                 "gnn_ms": round(gnn, 2), "mlp_ms": round(mlp, 2), "ratio": round(gnn / mlp, 1)})
-    print(rows[-1], flush=True)
+    rows = measure("cora", teacher, cora.x, to_torch_csr_tensor(cora.edge_index, size=(cora.num_nodes,) * 2), args, 5)
 
     generator = torch.Generator().manual_seed(0)
     adjacency = random_adjacency(args.nodes, args.degree, generator)
     x = torch.rand(args.nodes, args.features, generator=generator)
     config = VQGraphConfig(in_features=args.features, num_classes=7, quantizer=vqgraph_quantizer(args.codebook_size))
-    teacher = VQGraph(config).eval()
-    student = NodeMLP(args.features, 128, 7).eval()
-    once_ms(lambda: student(x))
-    mlp = once_ms(lambda: student(x))
-    gnn = once_ms(lambda: teacher_logits(teacher, x, adjacency))
-    rows.append({"graph": f"random, average degree {args.degree}", "nodes": args.nodes, "edges": int(adjacency.values().numel()),
-                 "features": args.features, "teacher_width": config.code_dim, "codebook_size": args.codebook_size,
-                 "gnn_ms": round(gnn, 1), "mlp_ms": round(mlp, 1), "ratio": round(gnn / mlp, 1)})
-    print(rows[-1], flush=True)
+    rows += measure(f"random, average degree {args.degree}", VQGraph(config).eval(), x, adjacency, args, 1)
 
     result = {
         "device": f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s) (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})",
         "date": str(datetime.date.today()),
         "command": "OMP_NUM_THREADS=1 python benchmarks/graph_inference.py "
-                   f"--nodes {args.nodes} --degree {args.degree} --features {args.features} --codebook-size {args.codebook_size}",
+                   f"--nodes {args.nodes} --degree {args.degree} --features {args.features} --codebook-size {args.codebook_size} "
+                   f"--targets {args.targets} --requests {args.requests}",
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "rows": rows,
     }

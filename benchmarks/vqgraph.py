@@ -1,11 +1,12 @@
 """VQGraph reproduction table (paper Table 1, transductive, plus the inductive setting): Cora and CiteSeer.
 
-    OMP_NUM_THREADS=1 python benchmarks/vqgraph.py [--datasets cora citeseer] [--seeds 10] [--settings transductive]
+    OMP_NUM_THREADS=1 python benchmarks/vqgraph.py [--recipes cora citeseer] [--seeds 10] [--settings transductive]
     python benchmarks/vqgraph.py --table-only      # print the Markdown table of the saved results
 
-Each dataset runs ``tokenizers-zoo vqgraph recipes/vqgraph_<dataset>.json`` (teacher + plain MLP + GLNN-style KD +
+Each recipe NAME runs ``tokenizers-zoo vqgraph recipes/vqgraph_NAME.json`` (teacher + plain MLP + GLNN-style KD +
 VQGraph student, correct and ``repro_official`` modes) and updates ``benchmarks/results/vqgraph.json`` after every
-seed. The Markdown table puts the paper's transductive numbers beside ours.
+seed. The Markdown table puts the paper's transductive numbers beside ours (variants such as ``cora_paper_scale``
+or ``cora_sage`` are compared with their dataset's row).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def markdown(rows: list[dict]) -> str:
                 correct_test = index.get((dataset, setting, modes[0], method, "test"))
                 official = index.get((dataset, setting, modes[1], method, official_selection if modes[1] != "shared" else "val"))
                 official_other = index.get((dataset, setting, modes[1], method, other)) if modes[1] != "shared" else None
-                paper = PAPER.get(dataset, {}).get(method) if setting == "transductive" else None
+                paper = PAPER.get(dataset.split("_")[0], {}).get(method) if setting == "transductive" else None
                 lines.append(f"| {dataset} | {setting} | {method} | {paper if paper else '-'} | {cell(correct)} | {cell(correct_test)} | "
                              f"{cell(official)} | {cell(official_other)} | {correct['seeds']} |")
     return "\n".join(lines)
@@ -51,15 +52,16 @@ def markdown(rows: list[dict]) -> str:
 
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["cora", "citeseer"], choices=sorted(PAPER))
+    recipes = sorted(path.stem.removeprefix("vqgraph_") for path in (ROOT / "recipes").glob("vqgraph_*.json"))
+    parser.add_argument("--recipes", nargs="+", default=["cora", "citeseer"], choices=recipes)
     parser.add_argument("--seeds", type=int, help="seeds 0..SEEDS-1 (default: the recipe's)")
     parser.add_argument("--settings", nargs="+", choices=("transductive", "inductive"))
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     if not args.table_only:
-        for dataset in args.datasets:
+        for name in args.recipes:
             extra = (["--seeds", str(args.seeds)] if args.seeds else []) + (["--settings", *args.settings] if args.settings else [])
-            if zoo(["vqgraph", str(ROOT / "recipes" / f"vqgraph_{dataset}.json"), "-o", str(RESULTS), *extra]):
+            if zoo(["vqgraph", str(ROOT / "recipes" / f"vqgraph_{name}.json"), "-o", str(RESULTS), *extra]):
                 raise SystemExit(1)
     print(markdown(json.loads(RESULTS.read_text())["rows"]))
 

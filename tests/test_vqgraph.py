@@ -153,6 +153,21 @@ def test_vqgraph_command_writes_the_table_rows(tmp_path, capsys):
     assert main(["vqgraph", str(tmp_path / "recipe.json"), "--data", str(tmp_path / "none.npz")]) == 1
 
 
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "recipes").glob("vqgraph_*.json")), ids=lambda path: path.stem)
+def test_every_vqgraph_recipe_builds_its_teacher_and_student(recipe):
+    from tokenizers_zoo.training.vqgraph_run import VQGraphRunConfig
+
+    config = VQGraphRunConfig.from_dict(json.loads(recipe.read_text()))
+    features, classes = {"cora": (1433, 7), "citeseer": (3703, 6)}[config.dataset.split("_")[0]]
+    teacher = VQGraph(VQGraphConfig(in_features=features, num_classes=classes).replace(**config.teacher))
+    assert teacher.quantizer.codebook_size == config.teacher["quantizer"]["codebook_size"]
+    assert teacher.config.code_dim == config.teacher.get("hidden_dim", features)  # paper scale: the input width
+    student = NodeMLP(features, config.student.hidden, classes, config.student.num_layers, config.student.dropout,
+                      code_dim=teacher.config.code_dim)
+    assert student(torch.zeros(2, features))[1].shape == (2, teacher.config.code_dim)
+    assert len(config.seeds) == 10 and Path(config.data).name == f"{config.dataset.split('_')[0]}.npz"
+
+
 def test_bundled_cora_tokenizer_gives_its_registered_figures():
     model = tokenizers_zoo.from_pretrained("vqgraph_cora_tiny")
     info = tokenizers_zoo.model_info("vqgraph_cora_tiny")
