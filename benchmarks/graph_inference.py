@@ -110,21 +110,22 @@ def online_ms(teacher: VQGraph, student: NodeMLP, x: torch.Tensor, adjacency: to
     return 1000 * statistics.median(gnn[1:]), 1000 * statistics.median(mlp[1:])
 
 
-def once_ms(call) -> float:
+def timed(call):
+    """``(call(), wall milliseconds)``, without autograd."""
     with torch.no_grad():
         started = time.perf_counter()
-        call()
-        return 1000 * (time.perf_counter() - started)
+        result = call()
+        return result, 1000 * (time.perf_counter() - started)
 
 
 def measure(name: str, teacher: VQGraph, x: torch.Tensor, adjacency: torch.Tensor, args, repeats: int) -> list[dict]:
     """Whole-graph rows (median of ``repeats`` calls after a warm-up; one call when ``repeats`` is 1) and online rows."""
     student = NodeMLP(x.shape[1], 128, teacher.config.num_classes).eval()
-    time_ms = inference_ms if repeats > 1 else once_ms
-    whole_mlp = time_ms(lambda: student(x))
-    whole_gnn = time_ms(lambda: teacher_logits(teacher, x, adjacency))
-    with torch.no_grad():
-        logits = teacher_logits(teacher, x, adjacency)
+    timed(lambda: student(x))  # warm-up
+    whole_mlp = inference_ms(lambda: student(x)) if repeats > 1 else timed(lambda: student(x))[1]
+    logits, whole_gnn = timed(lambda: teacher_logits(teacher, x, adjacency))  # also the online check's reference
+    if repeats > 1:
+        whole_gnn = inference_ms(lambda: teacher_logits(teacher, x, adjacency))
     online_gnn, online_mlp = online_ms(teacher, student, x, adjacency, logits, args.targets, args.requests,
                                        torch.Generator().manual_seed(1))
     graph = {"graph": name, "nodes": x.shape[0], "edges": int(adjacency.values().numel()), "features": x.shape[1],
