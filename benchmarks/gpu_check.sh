@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (device tool), within 8 minutes on a fresh H100/H200: build the kernel, run its
-# first-use self-check, the GPU tests and the benchmark (with the share of rows sent to the exact fallback).
+# first-use self-check, the GPU tests, the share of rows sent to the exact fallback per kind of data (with the
+# certified and exact routes timed) and the benchmark.
 # Logs and JSON land in $OUT (default build/gpu); the benchmark also writes benchmarks/results/nearest_codeword_cuda.json.
-# Usage: bash benchmarks/gpu_check.sh [quick]   (quick: no benchmark)
+# Usage: bash benchmarks/gpu_check.sh [quick]   (quick: no benchmarks)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TOKENIZERS_ZOO_CUDA=1 TOKENIZERS_ZOO_CUDA_ARCHS=${TOKENIZERS_ZOO_CUDA_ARCHS:-90}
 export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$PWD/build/torch_extensions}
@@ -33,6 +34,8 @@ print('self-check OK:', len(cuda.SELF_CHECK_CASES), 'adversarial cases')"
 tail -3 "$OUT/self_check.log"
 step tests 200 python3 -m pytest tests/test_cuda_kernel.py -q -rf --durations=10; tail -25 "$OUT/tests.log"
 if [ "${1:-}" != "quick" ]; then
+  step fallback 150 python3 benchmarks/certified_fallback.py --device cuda --json "$OUT/fallback.json"
+  tail -25 "$OUT/fallback.log"
   step bench 5 python3 benchmarks/nearest_codeword.py --device cuda --repeats 5 --json "$OUT/bench.json"
   tail -60 "$OUT/bench.log"
   cp benchmarks/results/nearest_codeword_cuda.json "$OUT/" 2>/dev/null

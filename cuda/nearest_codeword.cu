@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nearest_codeword.cuh"
@@ -18,7 +19,8 @@ namespace {
 struct Plan {
   int padded_dim;   // Dp: D (+2 augmented columns) rounded up to the reduction chunk
   int bk;           // reduction chunk
-  bool augment;     // code norms folded into the MMA (small-D l2)
+  bool augment;     // code bias folded into the MMA (D <= 32)
+  bool split;       // operands as bf16 hi + lo, four products per value (D <= 3: 4 D + 2 <= 16 columns)
   bool resident;    // Dp == bk: row tile kept in registers
   int mt, lists_c;  // m16 tiles per warp (BM = 64 * mt), candidates per lane list
   int splits;
@@ -75,11 +77,12 @@ int choose_splits(int row_tiles, int code_tiles, int slots, int max_splits) {
   return best;
 }
 
-Plan make_plan(int n, int k_codes, int dim, int k, bool cosine, int sm_count) {
+Plan make_plan(int n, int k_codes, int dim, int k, int sm_count) {
   Plan p{};
-  if (!cosine && dim <= 32) {
+  if (dim <= 32) {
     p.augment = true;
-    p.padded_dim = round_up(dim + 2, 16);
+    p.split = dim <= 3;
+    p.padded_dim = round_up((p.split ? 4 * dim : dim) + 2, 16);
     p.bk = p.padded_dim;
   } else if (dim <= 64) {
     p.padded_dim = round_up(dim, 16);
@@ -101,16 +104,27 @@ Plan make_plan(int n, int k_codes, int dim, int k, bool cosine, int sm_count) {
 }
 
 template <typename T>
-void prepare(const at::Tensor& src, const float* center, bool normalize, float scale, int augment, at::Tensor& dst,
-             float* norms, cudaStream_t stream) {
+void prepare(const at::Tensor& src, const at::Tensor& center, bool normalize, bool split, float scale, int augment,
+             const float* code_bias, at::Tensor& dst, cudaStream_t stream) {
   const int64_t rows = src.size(0);
   const int threads = 256;
   const int64_t blocks = (rows * 32 + threads - 1) / threads;
   tzoo::prepare_rows<T><<<blocks, threads, 0, stream>>>(
       reinterpret_cast<const T*>(src.data_ptr()), rows, static_cast<int>(src.size(1)), src.stride(0), src.stride(1),
-      center, normalize, scale, augment, reinterpret_cast<__nv_bfloat16*>(dst.data_ptr<at::BFloat16>()),
-      static_cast<int>(dst.size(1)), norms);
+      center.data_ptr<float>(), normalize, split, scale, augment, code_bias,
+      reinterpret_cast<__nv_bfloat16*>(dst.data_ptr<at::BFloat16>()), static_cast<int>(dst.size(1)));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// The centre m (the mean code; of the unit codes for cosine) and the code bias b (float64, rounded once to float32):
+// ||c - m||^2, plus 1 - ||c_hat||^2 for cosine (0 unless the code is shorter than eps). As certified.py computes them.
+std::pair<at::Tensor, at::Tensor> center_and_bias(const at::Tensor& codebook, bool cosine) {
+  at::Tensor codes = codebook.to(at::kDouble);
+  if (cosine) codes = codes * (1.0 / codes.square().sum(1, true).sqrt().clamp_min(1e-12));
+  at::Tensor center = codes.mean(0).to(at::kFloat).contiguous();
+  at::Tensor bias = (codes - center.to(at::kDouble)).square().sum(1);
+  if (cosine) bias = bias + (1.0 - codes.square().sum(1));
+  return {center, bias.to(at::kFloat).contiguous()};
 }
 
 // The score pass only: fills the candidate lists and returns the bf16 operands it used (for the certificate).
@@ -120,19 +134,16 @@ std::vector<at::Tensor> run(const at::Tensor& x, const at::Tensor& cb, int64_t k
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, x.get_device()));
-  const Plan plan = make_plan(n, k_codes, dim, static_cast<int>(k), cosine, sms);
+  const Plan plan = make_plan(n, k_codes, dim, static_cast<int>(k), sms);
 
   auto bf16 = x.options().dtype(at::kBFloat16);
   auto f32 = x.options().dtype(at::kFloat);
   at::Tensor xp = at::empty({n, plan.padded_dim}, bf16);
   at::Tensor cp = at::empty({k_codes, plan.padded_dim}, bf16);
-  at::Tensor center, bias;
-  if (!cosine) center = at::mean(cb, {0}, false, at::kFloat).contiguous();
-  if (!cosine && !plan.augment) bias = at::empty({k_codes}, f32);
-  const float* c_ptr = center.defined() ? center.data_ptr<float>() : nullptr;
-  prepare<T>(x, c_ptr, cosine, cosine ? -1.f : -2.f, plan.augment ? 1 : 0, xp, nullptr, stream);
-  prepare<T>(cb, c_ptr, cosine, 1.f, plan.augment ? 2 : 0, cp, bias.defined() ? bias.data_ptr<float>() : nullptr,
-             stream);
+  auto [center, bias] = center_and_bias(cb, cosine);
+  prepare<T>(x, center, cosine, plan.split, -2.f, plan.augment ? 1 : 0, nullptr, xp, stream);
+  prepare<T>(cb, center, cosine, plan.split, 1.f, plan.augment ? 2 : 0, bias.data_ptr<float>(), cp, stream);
+  if (plan.augment) bias = at::empty({0}, f32);  // folded into cp: the score kernel adds no bias
 
   const int lists = plan.splits * tzoo::kListsPerCta * plan.lists_c;
   at::Tensor cand_val = at::empty({n, lists}, f32);
@@ -142,18 +153,16 @@ std::vector<at::Tensor> run(const at::Tensor& x, const at::Tensor& cb, int64_t k
   } else {
     dispatch_chunk<1, 16>(plan, xp, cp, bias, n, k_codes, cand_val, cand_idx, stream);
   }
-  at::Tensor norms = bias.defined() ? bias : at::empty({0}, f32);
-  at::Tensor centre = center.defined() ? center : at::empty({0}, f32);
-  return {cand_val, cand_idx, xp, cp, norms, centre};
+  return {cand_val, cand_idx, xp, cp, bias, center};
 }
 
 }  // namespace
 
 // Candidate lists of the fused score pass, for the certified search in Python (tokenizers_zoo/ops/cuda.py):
 // [cand_val [N, L] float32 (+inf: empty), cand_idx [N, L] int32 (-1: empty), xp [N, Dp] and cp [K, Dp] bf16
-// operands (xp = -2 (x - m) or -x_hat; cp = c - m (+ hi, lo of |c - m|^2 when augmented) or c_hat), code norms
-// [K] float32 (empty when augmented or cosine), centre m [D] float32 (empty for cosine)]. Each list holds the
-// `depth` best scores of its share of the codebook, ascending (depth 4 for k <= 4, else 16; augmented: l2, D <= 32).
+// operands (xp = -2 (x - m), cp = c - m, on unit vectors for cosine, as hi + lo blocks for D <= 3; then 1, 1 and
+// hi, lo of the bias when augmented), code bias [K] float32 (empty when augmented: D <= 32), centre m [D] float32].
+// Each list holds the `depth` best scores of its share of the codebook, ascending (depth 4 for k <= 4, else 16).
 std::vector<at::Tensor> nearest_codeword_candidates(const at::Tensor& x, const at::Tensor& codebook, int64_t k,
                                                     const std::string& metric) {
   TORCH_CHECK(x.is_cuda() && codebook.is_cuda(), "nearest_codeword_candidates: tensors must be on a CUDA device");

@@ -3,13 +3,14 @@
 // fallback for rows without a proof are torch code: tokenizers_zoo/ops/certified.py.
 //
 // Two kernels, neither of which writes the N x K score matrix:
-//   1. prepare_rows:   rows of X or C -> centred (or unit) bf16 rows padded to Dp, with the code norms folded
-//                      into two extra columns when D is small ("augmented": the MMA then yields the score).
+//   1. prepare_rows:   rows of X or C -> centred (cosine: unit, then centred) bf16 rows padded to Dp (hi + lo
+//                      pairs for D <= 3), with the code bias folded into two extra columns when D <= 32
+//                      ("augmented": the MMA then yields the score).
 //   2. score_topc:     one CTA per tile of BM rows (and per codebook split) sweeps its codes tile by tile with
 //                      mma.sync m16n8k16 (fp32 accumulate); each lane keeps the C best scores of each of its rows.
 //
-// Score of code j for row x (l2):  ||c_j - m||^2 - 2 (x - m).(c_j - m)  with m the codebook mean;
-//                          (cosine): -x_hat.c_hat.
+// Score of code j for row x:  b_j - 2 (x - m).(c_j - m), m the mean code, b_j = ||c_j - m||^2 (l2); for cosine the
+// same on unit vectors with b_j = ||c_j - m||^2 + 1 - ||c_j||^2: centring keeps a common offset out of the bf16 terms.
 // Torch-free: compiled by nvcc alone and, through nearest_codeword.cu, by torch's extension tooling.
 #pragma once
 
@@ -77,40 +78,51 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 // ----------------------------------------------------------------------------------- 1. prepare rows
 
-// One warp per row: v = (src - center) or src / ||src||, times `scale`, written as bf16 into dst[row, 0:D];
-// dst[row, D:Dp] = 0 except the two augmented columns (mode 1: 1, 1 for X; mode 2: hi, lo of ||v||^2 for C).
-// `norms` (optional) receives ||v||^2 in fp32 (the code bias when not augmented).
+// One warp per row: v = src - center, or src / max(||src||, eps) - center (normalize), times `scale`, written as
+// bf16 into dst[row, 0:D]. split (D <= 3): v as bf16 hi + lo in four blocks of D columns, [hi, hi, lo, lo] for X
+// (mode 1) against [hi, lo, hi, lo] for C (mode 2), so the MMA sums all four products. Then the two augmented
+// columns (mode 1: 1, 1; mode 2: hi, lo of code_bias[row]) and zeros up to Dp. Explicit _rn operations: no
+// contraction into FMAs, so the rounding is the emulation's (tokenizers_zoo/ops/certified.py).
 template <typename T>
 __global__ void prepare_rows(const T* __restrict__ src, int64_t rows, int dim, int64_t stride_row,
-                             int64_t stride_col, const float* __restrict__ center, bool normalize, float scale,
-                             int augment, __nv_bfloat16* __restrict__ dst, int padded_dim,
-                             float* __restrict__ norms) {
+                             int64_t stride_col, const float* __restrict__ center, bool normalize, bool split,
+                             float scale, int augment, const float* __restrict__ code_bias,
+                             __nv_bfloat16* __restrict__ dst, int padded_dim) {
   const int lane = threadIdx.x & 31;
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   if (row >= rows) return;
   const T* in = src + row * stride_row;
-  float sq = 0.f;
-  for (int d = lane; d < dim; d += 32) {
-    float v = to_float(in[d * stride_col]) - (center ? center[d] : 0.f);
-    sq += v * v;
+  float inverse_norm = 1.f;
+  if (normalize) {
+    float sq = 0.f;
+    for (int d = lane; d < dim; d += 32) {
+      const float v = to_float(in[d * stride_col]);
+      sq = __fadd_rn(sq, __fmul_rn(v, v));
+    }
+    inverse_norm = 1.f / fmaxf(sqrtf(warp_sum(sq)), 1e-12f);
   }
-  sq = warp_sum(sq);
-  const float factor = scale * (normalize ? 1.f / fmaxf(sqrtf(sq), 1e-12f) : 1.f);
+  const int value_columns = split ? 4 * dim : dim;
   __nv_bfloat16* out = dst + row * padded_dim;
   for (int d = lane; d < padded_dim; d += 32) {
     float v = 0.f;
-    if (d < dim) {
-      v = (to_float(in[d * stride_col]) - (center ? center[d] : 0.f)) * factor;
-    } else if (augment == 1 && d < dim + 2) {
+    if (d < value_columns) {
+      const float raw = to_float(in[(d % dim) * stride_col]);
+      v = __fmul_rn(__fsub_rn(normalize ? __fmul_rn(raw, inverse_norm) : raw, center[d % dim]), scale);
+      if (split) {
+        const float hi = __bfloat162float(__float2bfloat16(v));
+        const int block = d / dim;
+        const bool low = augment == 1 ? block >= 2 : (block & 1) != 0;
+        v = low ? __fsub_rn(v, hi) : hi;
+      }
+    } else if (augment == 1 && d < value_columns + 2) {
       v = 1.f;
-    } else if (augment == 2 && d == dim) {
-      v = __bfloat162float(__float2bfloat16(sq));
-    } else if (augment == 2 && d == dim + 1) {
-      v = sq - __bfloat162float(__float2bfloat16(sq));
+    } else if (augment == 2 && d == value_columns) {
+      v = __bfloat162float(__float2bfloat16(code_bias[row]));
+    } else if (augment == 2 && d == value_columns + 1) {
+      v = __fsub_rn(code_bias[row], __bfloat162float(__float2bfloat16(code_bias[row])));
     }
     out[d] = __float2bfloat16(v);
   }
-  if (norms && lane == 0) norms[row] = sq;
 }
 
 // ----------------------------------------------------------------------------------- 2. fused score + top-C

@@ -101,13 +101,15 @@ def test_randomized_shapes_metrics_dtypes_and_kinds(splits):
         check_exact(x, codebook, k, metric, splits=splits, max_chunk_elements=rng.choice([5000, 1 << 21]))
 
 
-def exact_scores(x, codebook, metric):
-    """Float64 scores whose order is the distances' order: |x - c|^2 - |x - m|^2 (l2), -cos (cosine)."""
+def exact_scores(x, codebook, metric, center):
+    """Float64 scores whose order is the distances' order: |x - c|^2 - |x - m|^2 (l2), 2 (1 - cos) + 2 x_hat.m -
+    |m|^2 - 1 (cosine), with m the search's centre (see certified.ideal_operands)."""
     distances = dense_distances(x, codebook, metric)
+    m = center.double()
     if metric == "l2":
-        center = codebook.float().mean(0).double()
-        return distances - (x.double() - center).square().sum(1, keepdim=True)
-    return distances - 1
+        return distances - (x.double() - m).square().sum(1, keepdim=True)
+    x_hat = x.double() / x.double().norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return 2 * distances + (2 * x_hat @ m - m.square().sum() - 1)[:, None]
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
@@ -118,7 +120,7 @@ def test_score_error_bound_holds_and_is_not_vacuous(kind, metric):
         x, codebook = adversarial_case(kind, 50, 400, dim, generator, dtype=torch.float32)
         ops = certified.prepare(x, codebook, metric)
         fast = torch.addmm(ops.bias, ops.rows, ops.codes.T).double()
-        error = (fast - exact_scores(x, codebook, metric)).abs().amax(dim=1)
+        error = (fast - exact_scores(x, codebook, metric, ops.center)).abs().amax(dim=1)
         assert (error <= ops.tolerance).all()
         assert (ops.tolerance <= 200 * error.clamp_min(1e-30)).float().mean() > 0.9  # tight within ~2 decades
 
@@ -151,8 +153,31 @@ def test_near_code_data_is_certified_and_the_statistic_needs_no_sync():
     result = check_exact(x, codebook, 1, "l2")
     fraction = fallback_fraction(result)
     assert isinstance(fraction, torch.Tensor) and fraction.ndim == 0 and float(fraction) == 0.0
-    x, codebook = adversarial_case("offset", 30, 1000, 12, generator)
-    assert float(fallback_fraction(check_exact(x, codebook, 1, "cosine"))) > 0.5  # bf16 cannot rank these
+    x, codebook = adversarial_case("ties", 30, 1000, 12, generator)
+    assert float(fallback_fraction(check_exact(x, codebook, 1, "l2"))) > 0.5  # no bound separates exact ties
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_hi_lo_operands_certify_dense_codebooks_in_two_and_three_dimensions(dim):
+    """D <= 3 rows and codes go in as bf16 hi + lo pairs (columns the MMA would pad anyway): 100,000 uniform codes,
+    which a single bf16 term cannot tell apart, are certified; the split really is in the operands."""
+    generator = torch.Generator().manual_seed(13)
+    x, codebook = adversarial_case("dense_low_dim", 40, 100_000, dim, generator)
+    assert float(fallback_fraction(check_exact(x, codebook, 4, "l2", splits=8))) == 0.0
+    ops = certified.prepare(x, codebook, "l2")
+    assert ops.rows.shape[1] == 4 * dim + 2
+    x_fast, c_fast, _ = certified.read_operands(ops.rows, ops.codes, ops.bias, dim)
+    assert (x_fast - (x - ops.center)).abs().max() < 2.0**-15  # hi + lo: about 16 bits, not bf16's 8
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_a_large_common_offset_is_certified(metric):
+    """Centring (after normalisation for cosine) leaves bf16 only the small differences between codes: the offset
+    data that defeated the first kernel (96-100% of cosine rows wrong) needs no fallback at all."""
+    generator = torch.Generator().manual_seed(12)
+    for dim, k_codes in ((12, 1000), (48, 20_000)):
+        x, codebook = adversarial_case("offset", 40, k_codes, dim, generator)
+        assert float(fallback_fraction(check_exact(x, codebook, 1, metric))) == 0.0
 
 
 def test_empty_rows():
@@ -163,7 +188,7 @@ def test_empty_rows():
 
 class EmulatedExtension:
     """Answers the extension's ``candidates`` call from the torch emulation, in the kernel's layout (int32 slots,
-    -1 for empty; bf16 operands; norms and centre empty where the kernel leaves them empty). ``fault``: a broken
+    -1 for empty; bf16 operands; the bias empty where it entered the product). ``fault``: a broken
     kernel that drops every row's best code (``"drop"``) or labels each candidate with its neighbour's index
     (``"mislabel"``)."""
 
@@ -180,10 +205,8 @@ class EmulatedExtension:
         elif self.fault == "mislabel":
             slots = torch.where(slots < codebook.shape[0], (slots + 1) % codebook.shape[0], slots)
         slots = torch.where(slots == codebook.shape[0], -1, slots).int()
-        augmented = metric == "l2" and x.shape[1] <= certified.AUGMENT_MAX_DIM
-        norms = ops.bias if metric == "l2" and not augmented else ops.bias[:0]
-        center = codebook.float().mean(0) if metric == "l2" else ops.bias[:0]
-        return values, slots, ops.rows.bfloat16(), ops.codes.bfloat16(), norms, center
+        bias = ops.bias if x.shape[1] > certified.AUGMENT_MAX_DIM else ops.bias[:0]
+        return values, slots, ops.rows.bfloat16(), ops.codes.bfloat16(), bias, ops.center
 
 
 @pytest.mark.parametrize("splits", [1, 2])
@@ -194,7 +217,7 @@ def test_kernel_route_certifies_the_extension_candidates(splits):
     kernel = cuda_ops.CertifiedKernel(EmulatedExtension(splits))
     cuda_ops.self_check(kernel, device="cpu")
     generator = torch.Generator().manual_seed(10)
-    x, codebook = adversarial_case("dense_low_dim", 50, 3000, 2, generator)
+    x, codebook = adversarial_case("dense_low_dim", 50, 20_000, 1, generator)
     result = kernel.search(x, codebook, 2, "l2")
     assert torch.equal(result.indices, reference_search(x, codebook, 2, "l2")[0])
     assert not result.certified.all()

@@ -4,7 +4,7 @@ force (GPU only; skipped without one). Run with ``TOKENIZERS_ZOO_CUDA=1`` (``ben
 import pytest
 import torch
 
-from tokenizers_zoo.ops import nearest_codeword
+from tokenizers_zoo.ops import certified, nearest_codeword
 from tokenizers_zoo.ops.adversarial import ADVERSARIAL_KINDS, adversarial_case
 from tokenizers_zoo.ops.certified import certified_nearest_codeword, fallback_fraction
 from tokenizers_zoo.ops.chunked import exact_distances
@@ -216,6 +216,25 @@ def test_certificate_statistics_and_emulation(extension):
     x, codebook = adversarial_case("ties", 256, 3000, 8, generator)
     tied = extension.search(x.cuda(), codebook.cuda(), 3, "l2")
     assert float(fallback_fraction(tied)) > 0.5 and torch.equal(tied.indices.cpu(), reference(x, codebook, 3, "l2")[0])
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("dim", [2, 12, 40])
+def test_kernel_operands_are_the_emulation_operands(extension, dim, metric):
+    """The kernel's centring, normalisation, hi + lo split (D <= 3) and bias columns are those of
+    ``certified.prepare``: same layout, same values up to the order of the float32 norm sums."""
+    x, codebook = adversarial_case("offset", 300, 1000, dim, torch.Generator().manual_seed(dim))
+    _, _, rows, codes, bias, center = extension.module.candidates(x.cuda(), codebook.cuda(), 1, metric)
+    ops = certified.prepare(x, codebook, metric)
+    width = ops.rows.shape[1]
+    assert not rows[:, width:].float().any() and not codes[:, width:].float().any()  # zero padding
+    torch.testing.assert_close(center.cpu(), ops.center, rtol=1e-6, atol=1e-7)
+    kernel_x, kernel_c, kernel_bias = certified.read_operands(rows.float().cpu(), codes.float().cpu(), bias.cpu(), dim)
+    emulated_x, emulated_c, emulated_bias = certified.read_operands(ops.rows, ops.codes, ops.bias, dim)
+    for kernel_value, emulated_value in ((kernel_x, emulated_x), (kernel_c, emulated_c)):
+        ulp = emulated_value.abs() * 2.0**-7 + 1e-30  # one bf16 step: a norm summed in another order may round over
+        assert ((kernel_value - emulated_value).abs() <= ulp).all()
+    torch.testing.assert_close(kernel_bias, emulated_bias, rtol=1e-6, atol=1e-9)
 
 
 def test_cuda_graph_capture_with_fallback_rows():

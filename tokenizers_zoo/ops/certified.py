@@ -1,9 +1,11 @@
 """Certified nearest-codeword search: the CUDA kernel's algorithm in plain torch, on any device, without host sync.
 
-1. Fast scores, rounded exactly as the kernel rounds them: rows and codes centred by the codebook mean (``l2``) or
-   normalised (``cosine``) in float32, rounded to bfloat16, multiplied with float32 accumulation (bf16 products are
-   exact in float32). ``l2``: ``s_j = |c_j - m|^2 - 2 (x - m).(c_j - m)``; for D <= 32 the code norm enters the
-   product as two extra bf16 columns (hi, lo), otherwise as a float32 bias. ``cosine``: ``s_j = -x_hat.c_hat``.
+1. Fast scores, rounded exactly as the kernel rounds them: ``s_j = b_j - 2 (x - m).(c_j - m)``, rows and codes
+   normalised (``cosine``) and centred by the mean code ``m`` in float32, rounded to bfloat16 and multiplied with
+   float32 accumulation (bf16 products are exact in float32); the code bias ``b_j`` is ``|c_j - m|^2`` (``l2``) or
+   ``|c_j - m|^2 + 1 - |c_j|^2`` on unit vectors (``cosine``, see :func:`ideal_operands`). For D <= 32 the bias
+   enters the product as two extra bf16 columns (hi, lo), otherwise it is added in float32; for D <= 3 rows and
+   codes are bf16 hi + lo pairs whose four products fill columns the tensor-core tile would pad with zeros anyway.
 2. Candidate lists as the kernel keeps them: codes are dealt to ``8 * splits`` lists (by split, warp and lane of
    the kernel's 128-code tiles) and each list keeps its ``depth`` best scores (4 for k <= 4, else 16).
 3. A rigorous bound ``E`` on ``|s_j - S_j|`` for every code (``S_j`` the exact score, whose order is the order of
@@ -44,7 +46,8 @@ SCORE_LIMIT = 2.0**100
 """Scores stay far below float32 overflow when the operand norms keep them under this."""
 LISTS_PER_SPLIT = 8  # the kernel's kListsPerCta: 2 warps along the codes x 4 lanes of a quad
 TILE_CODES = 128  # the kernel's kBN
-AUGMENT_MAX_DIM = 32  # l2 with D <= 32: code norms folded into the product as two bf16 columns
+AUGMENT_MAX_DIM = 32  # D <= 32: the code bias folded into the product as two bf16 columns
+SPLIT_MAX_DIM = 3  # D <= 3: operands as bf16 hi + lo, all four products (4 D + 2 <= 16, the MMA's K width)
 
 
 class CertifiedSearch(NamedTuple):
@@ -59,10 +62,22 @@ class CertifiedSearch(NamedTuple):
 class FastOperands(NamedTuple):
     """The kernel's bf16 operands (held in float32) and the per-row score error bound."""
 
-    rows: torch.Tensor  # [N, D'] -2 x~ (l2, then two columns of 1 when augmented) or -x~ (cosine)
-    codes: torch.Tensor  # [K, D'] c~ (then bf16 hi, lo of the code norm when augmented)
-    bias: torch.Tensor  # [K] float32 code norm added to the product (zeros when augmented or cosine)
+    rows: torch.Tensor  # [N, D'] -2 x~ (as hi, hi, lo, lo blocks for D <= 3; then two columns of 1 when augmented)
+    codes: torch.Tensor  # [K, D'] c~ (hi, lo, hi, lo blocks for D <= 3; then bf16 hi, lo of the bias when augmented)
+    bias: torch.Tensor  # [K] float32 code bias added to the product (zeros when augmented)
+    center: torch.Tensor  # [D] float32 m, subtracted from rows and codes (after normalisation for cosine)
     tolerance: torch.Tensor  # [N] float64: E, a bound on |fast score - exact score| for every code
+
+
+class IdealOperands(NamedTuple):
+    """The exact operands the fast ones approximate, in float64, with the float64 computation's own error."""
+
+    rows: torch.Tensor  # [N, D] x - m (l2) or x_hat - m (cosine)
+    codes: torch.Tensor  # [K, D] c - m or c_hat - m
+    bias: torch.Tensor  # [K] |c - m|^2 (l2) or |c_hat - m|^2 + 1 - |c_hat|^2 (cosine)
+    row_error: torch.Tensor  # [N] bound on |rows - exact|
+    code_error: torch.Tensor  # () bound on max_j |codes_j - exact_j|
+    bias_error: torch.Tensor  # () bound on max_j |bias_j - exact_j|
 
 
 def list_depth(k: int) -> int:
@@ -70,78 +85,139 @@ def list_depth(k: int) -> int:
     return 4 if k <= 4 else 16
 
 
+def ideal_operands(x: torch.Tensor, codebook: torch.Tensor, metric: str, center: torch.Tensor) -> IdealOperands:
+    """Rows, codes and code bias of the exact score ``S_j = b_j - 2 (x - m).(c_j - m)`` in float64.
+
+    Whatever the centre ``m``, ``S_j`` orders codes as the exact distances do: l2 ``S_j = |x - c_j|^2 - |x - m|^2``;
+    cosine (unit vectors ``v / max(|v|, eps)``) ``S_j = 2 (1 - x_hat.c_hat_j) + 2 x_hat.m - |m|^2 - 1``. Centring is
+    what keeps bf16 usable on codebooks that share a large common part (the cosine score's bias absorbs ``-2 m.c_hat``,
+    so the product only sees the small centred vectors).
+    """
+    x64, c64, shift = _exact_vectors(x, metric), _exact_vectors(codebook, metric), center.to(torch.float64)
+    margin = (x.shape[1] + 8) * 2.0**-50  # relative rounding of float64 differences, norms and quotients, with margin
+    rows, codes = x64 - shift, c64 - shift
+    scale_x, scale_c = rows.norm(dim=1), codes.norm(dim=1).max()
+    if metric == "cosine":  # the unit vectors' own rounding is relative to 1, not to the centred size
+        scale_x, scale_c = scale_x + x64.norm(dim=1), scale_c + c64.norm(dim=1).max()
+    bias = _bias(c64, shift, metric)
+    return IdealOperands(rows, codes, bias, margin * scale_x, margin * scale_c, 4 * margin * scale_c**2)
+
+
+def code_bias(codebook: torch.Tensor, metric: str, center: torch.Tensor) -> torch.Tensor:
+    """The float32 code bias the kernel adds (the float64 ideal bias, rounded once)."""
+    return _bias(_exact_vectors(codebook, metric), center.to(torch.float64), metric).to(torch.float32)
+
+
+def code_center(codebook: torch.Tensor, metric: str) -> torch.Tensor:
+    """The float32 centre ``m``: the mean code (of the unit codes for cosine); any value keeps the search exact."""
+    return _exact_vectors(codebook, metric).mean(0).to(torch.float32)
+
+
+def _exact_vectors(a: torch.Tensor, metric: str) -> torch.Tensor:
+    """``a`` (l2) or its unit rows (cosine) in float64."""
+    a = a.to(torch.float64)
+    return _unit(a) if metric == "cosine" else a
+
+
+def _bias(codes64: torch.Tensor, shift: torch.Tensor, metric: str) -> torch.Tensor:
+    """``|c - m|^2``, plus ``1 - |c|^2`` for unit codes (0 unless the code was shorter than eps)."""
+    bias = (codes64 - shift).square().sum(1)
+    return bias + (1.0 - codes64.square().sum(1)) if metric == "cosine" else bias
+
+
 def prepare(x: torch.Tensor, codebook: torch.Tensor, metric: str) -> FastOperands:
     """Round rows and codes as the kernel does, and bound the score error of every row (see :func:`score_tolerance`)."""
     x32, c32 = x.to(torch.float32), codebook.to(torch.float32)
     if metric == "cosine":
-        x_fast, c_fast = _bf16(_unit(x32)), _bf16(_unit(c32))
-        tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast)
-        return FastOperands(-x_fast, c_fast, c32.new_zeros(len(c32)), tolerance)
-    center = c32.mean(0)
-    x_fast, c_fast = _bf16(x32 - center), _bf16(c32 - center)
-    norms = (c32 - center).square().sum(1)
-    if x.shape[1] > AUGMENT_MAX_DIM:
-        tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast, norms.double(), center)
-        return FastOperands(-2 * x_fast, c_fast, norms, tolerance)
-    hi, lo = _bf16(norms), _bf16(norms - _bf16(norms))
-    tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast, hi.double() + lo.double(), center)
-    rows = torch.cat([-2 * x_fast, x_fast.new_ones(len(x_fast), 2)], dim=1)
-    codes = torch.cat([c_fast, hi[:, None], lo[:, None]], dim=1)
-    return FastOperands(rows, codes, norms.new_zeros(len(norms)), tolerance)
+        x32, c32 = _unit(x32), _unit(c32)
+    center = code_center(codebook, metric)
+    bias = code_bias(codebook, metric, center)
+    rows, codes = operand_columns(x32 - center, c32 - center, bias)
+    x_fast, c_fast, added_bias = read_operands(rows, codes, bias, x.shape[1])
+    tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added_bias, center)
+    if x.shape[1] <= AUGMENT_MAX_DIM:
+        bias = bias.new_zeros(len(bias))  # folded into the product
+    return FastOperands(rows, codes, bias, center, tolerance)
 
 
-def tolerance_from_operands(x, codebook, metric, x_fast, c_fast, code_norms=None, center=None) -> torch.Tensor:
-    """:func:`score_tolerance` for the operands a search really used (``x~``, ``c~`` unscaled; l2: the code norms
-    it added, in float64, and its centre ``m``)."""
-    if metric == "l2":
-        shift = center.to(torch.float64)
-        x_ideal, c_ideal = x.to(torch.float64) - shift, codebook.to(torch.float64) - shift
+def bf16_terms(dim: int) -> int:
+    """bf16 terms per operand value: 2 (hi + lo) for D <= 3, else 1."""
+    return 2 if dim <= SPLIT_MAX_DIM else 1
+
+
+def operand_columns(rows: torch.Tensor, codes: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel's bf16 operand columns (held in float32) from centred float32 rows and codes: ``-2 x~`` and ``c~``;
+    split (D <= 3): ``[x1, x1, x2, x2]`` against ``[c1, c2, c1, c2]`` (hi, lo terms); augmented (D <= 32): then
+    ``1, 1`` against the bias's hi, lo."""
+    dim = rows.shape[1]
+    if bf16_terms(dim) == 2:
+        x_hi, c_hi = _bf16(rows), _bf16(codes)
+        x_lo, c_lo = _bf16(rows - x_hi), _bf16(codes - c_hi)
+        row_cols, code_cols = [x_hi, x_hi, x_lo, x_lo], [c_hi, c_lo, c_hi, c_lo]
     else:
-        x_ideal, c_ideal = _unit(x.to(torch.float64)), _unit(codebook.to(torch.float64))
-    return score_tolerance(x_fast, x_ideal, c_fast, c_ideal, code_norms, metric)
+        row_cols, code_cols = [_bf16(rows)], [_bf16(codes)]
+    row_cols = [-2 * column for column in row_cols]
+    if dim <= AUGMENT_MAX_DIM:
+        hi = _bf16(bias)
+        row_cols.append(rows.new_ones(len(rows), 2))
+        code_cols.append(torch.stack([hi, _bf16(bias - hi)], dim=1))
+    return torch.cat(row_cols, dim=1), torch.cat(code_cols, dim=1)
 
 
-def score_tolerance(x_fast, x_ideal, c_fast, c_ideal, code_norms, metric) -> torch.Tensor:
+def read_operands(rows: torch.Tensor, codes: torch.Tensor, bias: torch.Tensor, dim: int):
+    """Inverse of :func:`operand_columns`: ``x~``, ``c~`` (float32, the sums of their terms, exact) and the code bias
+    as the kernel added it (float64: hi + lo when augmented, else ``bias``)."""
+    split = bf16_terms(dim) == 2
+    x_fast = (rows[:, :dim] + rows[:, 2 * dim : 3 * dim] if split else rows[:, :dim]) / -2
+    c_fast = codes[:, :dim] + codes[:, dim : 2 * dim] if split else codes[:, :dim]
+    if dim > AUGMENT_MAX_DIM:
+        return x_fast, c_fast, bias.double()
+    column = bf16_terms(dim) ** 2 * dim
+    return x_fast, c_fast, codes[:, column].double() + codes[:, column + 1].double()
+
+
+def tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added_bias, center) -> torch.Tensor:
+    """:func:`score_tolerance` for the operands a search really used: ``x~``, ``c~`` (unscaled), the code bias as it
+    was added (float64 of hi + lo, or of the float32 bias) and the centre ``m``."""
+    ideal = ideal_operands(x, codebook, metric, center)
+    return score_tolerance(x_fast, c_fast, added_bias, ideal, metric)
+
+
+def score_tolerance(x_fast, c_fast, added_bias, ideal: IdealOperands, metric: str) -> torch.Tensor:
     """Per row, ``E`` with ``|s_j - S_j| <= E`` for every code j, plus the float64 reference's own rounding.
 
-    Ideal vectors (exact reals): l2 ``x - m``, ``c - m`` (m: the float32 centre, any value works); cosine
-    ``x / max(|x|, eps)``. Fast vectors ``x~, c~``: the bf16 operands. Measured in float64 (relative error
-    <= (D + 4) 2^-53, covered by the 2^-50 margins): ``e_x = |x~ - x|``, ``e_c = max_j |c~_j - c_j|``,
-    ``C = max_j |c~_j|``, and for l2 ``e_b = max_j |b_j - |c_j|^2|`` (b_j the norm as the kernel adds it).
-
-    l2: ``S_j = |c_j|^2 - 2 x.c_j`` and ``s_j = fl(b_j - 2 x~.c~_j)``:
-    ``|s_j - S_j| <= g (B + 2 |x~| C)`` (float32 sum of D + 2 exact terms, g = (D + 2) U_ACC)
-    ``+ e_b + 2 (e_x C + |x| e_c)`` (``x~.c~ - x.c = (x~ - x).c~ + x.(c~ - c)``, Cauchy-Schwarz)
-    ``+ (D + 2) TINY`` (products flushed below the normal range), B = max_j |b_j|.
-    cosine: ``S_j = -x.c_j``, ``s_j = fl(-x~.c~_j)``: ``g |x~| C + e_x C + |x| e_c + D TINY``.
-    Float64 reference: its distances carry a relative error <= (D + 2) 2^-53 (l2, on at most ``(|x| + max|c|)^2``)
-    or an absolute one <= (D + 8) 2^-53 (cosine); twice that is added so that a proven gap also holds for the
-    reference's rounded values. Rows whose scores could approach float32 overflow get ``inf`` (never certified).
+    ``S_j = B_j - 2 X.C_j`` with the exact operands ``X, C_j, B_j`` (:func:`ideal_operands`), ``s_j = fl(b_j - 2
+    x~.c~_j)``. Measured in float64 against the ideal operands, whose own error is added: ``e_x = |x~ - X|``,
+    ``e_c = max_j |c~_j - C_j|``, ``e_b = max_j |b_j - B_j|``, ``C~ = max_j |c~_j|``, ``B = max_j |b_j|``. Then
+    ``|s_j - S_j| <= g (B + 2 |x~| C~)`` (float32 sum of n exact terms, g = n U_ACC; n = D + 2, or 4 D + 2 for hi + lo
+    operands, whose products sum to at most 1.01 |x~| |c~|)
+    ``+ e_b + 2 (e_x C~ + |X| e_c)`` (``x~.c~ - X.C = (x~ - X).c~ + X.(c~ - C)``, Cauchy-Schwarz)
+    ``+ n TINY`` (products flushed below the normal range).
+    Float64 reference: l2 distances carry a relative error <= (D + 2) 2^-53 on at most ``(|X| + max|C|)^2``, cosine
+    distances an absolute one <= (D + 8) 2^-53 (twice that in score units); twice the error is added so that a proven
+    gap also holds for the reference's rounded values. Rows whose scores could approach float32 overflow get ``inf``
+    (never certified).
     """
     dim = x_fast.shape[1]
+    terms = bf16_terms(dim) ** 2 * dim + 2  # exact products and bias terms summed in float32
     slack = 1.0 + 2.0**-40
 
     def norms(a: torch.Tensor) -> torch.Tensor:
         return a.norm(dim=1) * (1 + (dim + 4) * 2.0**-50)
 
-    ideal_margin = (dim + 8) * 2.0**-50  # the float64 ideal vectors' own rounding (differences or normalisation)
-    x_err = norms(x_fast.double() - x_ideal) + ideal_margin * norms(x_ideal)
-    c_err = (norms(c_fast.double() - c_ideal) + ideal_margin * norms(c_ideal)).max()
-    x_size, x_fast_size = norms(x_ideal), norms(x_fast.double())
-    c_size, c_fast_size = norms(c_ideal).max(), norms(c_fast.double()).max()
-    products = x_fast_size * c_fast_size
+    x_err = norms(x_fast.double() - ideal.rows) + ideal.row_error
+    c_err = norms(c_fast.double() - ideal.codes).max() + ideal.code_error
+    bias_err = (added_bias - ideal.bias).abs().max() + ideal.bias_error
+    x_size, c_size = norms(ideal.rows), norms(ideal.codes).max()
+    x_fast_size, c_fast_size = norms(x_fast.double()), norms(c_fast.double()).max()
+    magnitude = 1.01 * (added_bias.abs().max() + 2 * 1.01 * x_fast_size * c_fast_size)  # |hi| + |lo| <= 1.01 |hi + lo|
+    error = terms * U_ACC * magnitude + bias_err + 2 * (x_err * c_fast_size + x_size * c_err)
     if metric == "l2":
-        bias_size = 1.01 * code_norms.abs().max()  # |hi| + |lo| <= (1 + 2^-7) |hi + lo|
-        bias_err = (code_norms - c_ideal.square().sum(1)).abs().max() + (dim + 4) * 2.0**-50 * c_size.square()
-        magnitude = bias_size + 2 * products
-        error = (dim + 2) * U_ACC * magnitude + bias_err + 2 * (x_err * c_fast_size + x_size * c_err)
         reference = 2 * (dim + 2) * U_FP64 * (x_size + c_size).square()
     else:
-        magnitude = products
-        error = dim * U_ACC * magnitude + x_err * c_fast_size + x_size * c_err
-        reference = torch.full_like(x_size, 2 * (dim + 8) * U_FP64)
-    growth = 1.0 / (1.0 - (dim + 2) * U_ACC)  # gamma_n = n u / (1 - n u)
-    tolerance = slack * (growth * error + (dim + 2) * TINY) + slack * reference
+        reference = torch.full_like(x_size, 4 * (dim + 8) * U_FP64)
+    growth = 1.0 / (1.0 - terms * U_ACC)  # gamma_n = n u / (1 - n u)
+    tolerance = slack * (growth * error + terms * TINY) + slack * reference
     safe = torch.isfinite(tolerance) & (magnitude < SCORE_LIMIT)
     return torch.where(safe, tolerance, torch.full_like(tolerance, math.inf))
 

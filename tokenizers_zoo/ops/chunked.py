@@ -12,7 +12,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-import torch.nn.functional as F
 
 COSINE_EPS = 1e-12
 """Norm floor for the cosine metric (`F.normalize` semantics: zero vectors have cosine 0 to everything)."""
@@ -64,17 +63,15 @@ def nearest_codeword_chunked(
 
 
 class _Search:
-    """What every chunk of rows shares: the prepared codebook, its float64 copy and the error bound's constants."""
+    """What every chunk of rows shares: the prepared codebook and the error bound's constants."""
 
     def __init__(self, x, codebook, k, metric, max_chunk_elements):
         self.x, self.k, self.metric, self.budget = x, k, metric, max_chunk_elements
         self.work_dtype = _work_dtype(x, codebook)
-        codes, self.shift = _prepare_codebook(codebook.to(self.work_dtype), metric)
-        self.max_code_norm = codes.norm(dim=1).max()
+        self.gemm_codes, self.shift, self.max_code_norm = _gemm_codes(codebook, metric, self.work_dtype)
         self.unit = _unit_roundoff(self.work_dtype)
-        self.exact_codebook = codebook.to(torch.float64)
-        self.gemm_codes = _gemm_codes(codes, metric)
-        self.n_codes = codes.shape[0]
+        self.codebook = codebook  # gathered rows go to float64 in exact_distances: no float64 copy of it all
+        self.n_codes = codebook.shape[0]
 
     def rows_per_chunk(self, workers: int) -> int:
         return max(1, self.budget // workers // self.gemm_codes.shape[0])
@@ -86,28 +83,28 @@ class _Search:
         # Reused across chunks: allocating them per chunk costs page faults that can double the run time.
         score_buffer = self.x.new_empty(rows_per_chunk, self.gemm_codes.shape[0], dtype=self.work_dtype)
         mask_buffer = self.x.new_empty(rows_per_chunk, self.n_codes, dtype=torch.bool)
+        row_buffer = self.x.new_ones(rows_per_chunk, self.gemm_codes.shape[1], dtype=self.work_dtype)  # [x', 1]
         for start in range(first, last, rows_per_chunk):
             stop = min(start + rows_per_chunk, last)
-            rows = self.x[start:stop]
-            fast = rows.to(self.work_dtype)
-            fast = fast - self.shift if self.metric == "l2" else F.normalize(fast, dim=1, eps=COSINE_EPS)
-            scores = torch.mm(_gemm_rows(fast), self.gemm_codes.T, out=score_buffer[: stop - start])
+            rows, gemm_rows = self.x[start:stop], row_buffer[: stop - start]
+            fast = _fast_rows(rows, self.shift, self.metric, out=gemm_rows[:, :-1])
+            scores = torch.mm(gemm_rows, self.gemm_codes.T, out=score_buffer[: stop - start])
             tolerance = _score_tolerance(fast, self.max_code_norm, fast.shape[1], self.unit, self.metric)
             mask = mask_buffer[: stop - start]
             if self.k == 1:
-                found = _nearest_one(scores, tolerance, rows, self.exact_codebook, self.metric, mask, budget)
+                found = _nearest_one(scores, tolerance, rows, self.codebook, self.metric, mask, budget)
             else:
                 codes_only = scores[:, : self.n_codes]
-                found = _nearest_k(codes_only, tolerance, self.k, rows, self.exact_codebook, self.metric, mask, budget)
+                found = _nearest_k(codes_only, tolerance, self.k, rows, self.codebook, self.metric, mask, budget)
             indices[start:stop], distances[start:stop] = found
 
 
-def _nearest_k(scores, tolerance, k, rows, exact_codebook, metric, mask, max_chunk_elements):
+def _nearest_k(scores, tolerance, k, rows, codebook, metric, mask, max_chunk_elements):
     candidates = _candidates(scores, tolerance, k, mask)
-    return _rerank_exact(rows, exact_codebook, candidates, k, metric, max_chunk_elements)
+    return _rerank_exact(rows, codebook, candidates, k, metric, max_chunk_elements)
 
 
-def _nearest_one(scores, tolerance, rows, exact_codebook, metric, mask, max_chunk_elements):
+def _nearest_one(scores, tolerance, rows, codebook, metric, mask, max_chunk_elements):
     """k = 1 in one vectorised pass over the (padded) scores: minima of blocks of BLOCK codes, then the best block.
 
     The best code is the answer wherever the second best trails it by more than the tolerance (the general
@@ -125,12 +122,12 @@ def _nearest_one(scores, tolerance, rows, exact_codebook, metric, mask, max_chun
         inside.scatter(1, offset, float("inf")).amin(dim=1),
     )
     indices = (best_block * BLOCK + offset[:, 0])[:, None]
-    distances = exact_distances(rows, exact_codebook[indices[:, 0]], metric).to(torch.float32)[:, None]
+    distances = exact_distances(rows, codebook[indices[:, 0]], metric).to(torch.float32)[:, None]
     ambiguous = ~(second > best + tolerance)  # NaN counts as ambiguous
     if ambiguous.any():
         which = ambiguous.nonzero()[:, 0]
         indices[which], distances[which] = _nearest_k(
-            scores[which, : exact_codebook.shape[0]], tolerance[which], 1, rows[which], exact_codebook, metric,
+            scores[which, : codebook.shape[0]], tolerance[which], 1, rows[which], codebook, metric,
             mask[: len(which)], max_chunk_elements,
         )
     return indices, distances
@@ -138,10 +135,17 @@ def _nearest_one(scores, tolerance, rows, exact_codebook, metric, mask, max_chun
 
 def exact_distances(x: torch.Tensor, codes: torch.Tensor, metric: str) -> torch.Tensor:
     """Float64 distances between rows ``x [..., D]`` and codes ``[..., D]`` (broadcast), by direct difference."""
+    if metric == "l2":  # one float64 buffer, in place: the same values as (x - c)^2 summed, with fewer passes
+        shape = torch.broadcast_shapes(x.shape, codes.shape)
+        if codes.shape == shape:
+            difference = codes.to(torch.float64, copy=True).sub_(x)
+        elif x.shape == shape:
+            difference = x.to(torch.float64, copy=True).sub_(codes)
+        else:
+            difference = x.to(torch.float64) - codes.to(torch.float64)
+        return difference.mul_(difference).sum(-1)
     x = x.to(torch.float64)
     codes = codes.to(torch.float64)
-    if metric == "l2":
-        return (x - codes).square().sum(-1)
     dot = (x * codes).sum(-1)
     norms = x.norm(dim=-1).clamp_min(COSINE_EPS) * codes.norm(dim=-1).clamp_min(COSINE_EPS)
     return 1.0 - dot / norms
@@ -150,8 +154,13 @@ def exact_distances(x: torch.Tensor, codes: torch.Tensor, metric: str) -> torch.
 def _work_dtype(x: torch.Tensor, codebook: torch.Tensor) -> torch.dtype:
     if torch.float64 in (x.dtype, codebook.dtype):
         return torch.float64
-    largest = max(x.detach().abs().amax().item(), codebook.detach().abs().amax().item())
+    largest = max(_max_abs(x).item(), _max_abs(codebook).item())
     return torch.float64 if largest * x.shape[1] ** 0.5 > _OVERFLOW_NORM else torch.float32
+
+
+def _max_abs(a: torch.Tensor) -> torch.Tensor:
+    low, high = torch.aminmax(a.detach())  # one pass, no |a| temporary
+    return torch.maximum(-low, high)
 
 
 def _unit_roundoff(dtype: torch.dtype) -> float:
@@ -161,31 +170,36 @@ def _unit_roundoff(dtype: torch.dtype) -> float:
     return unit
 
 
-def _prepare_codebook(codebook: torch.Tensor, metric: str):
-    """Codes in the fast space and the shift applied to rows: centred by the codebook mean s for l2 (keeps the
-    expansion well conditioned for data with a large common offset), unit vectors for cosine."""
-    if metric == "l2":
-        shift = codebook.mean(0)
-        return codebook - shift, shift
-    return F.normalize(codebook, dim=1, eps=COSINE_EPS), None
+def _gemm_codes(codebook: torch.Tensor, metric: str, dtype: torch.dtype):
+    """The right GEMM operand giving the score in one product, the shift ``s`` applied to rows (l2; None for
+    cosine) and the largest code norm in the fast space, built in one buffer (a few passes over the codebook).
 
-
-def _gemm_codes(codes: torch.Tensor, metric: str) -> torch.Tensor:
-    """Right GEMM operand giving the score in one product, padded to whole blocks of BLOCK codes (score +inf).
-
-    l2: [x - s, 1] . [-2 (c - s), |c - s|^2] = |x - c|^2 - |x - s|^2. cosine: [x_hat, 1] . [-c_hat, 0] = -cos.
+    l2, codes centred by their mean s (keeps the expansion well conditioned for data with a large common offset):
+    ``[x - s, 1] . [-2 (c - s), |c - s|^2] = |x - c|^2 - |x - s|^2``. cosine: ``[x_hat, 1] . [-c_hat, 0] = -cos``.
+    Padded to whole blocks of BLOCK codes whose score is +inf.
     """
+    n_codes, dim = codebook.shape
+    gemm = codebook.new_zeros(n_codes + (-n_codes % BLOCK), dim + 1, dtype=dtype)
+    gemm[n_codes:, dim] = float("inf")
+    codes = gemm[:n_codes, :dim]
     if metric == "l2":
-        gemm = torch.cat([-2.0 * codes, codes.square().sum(1, keepdim=True)], dim=1)
-    else:
-        gemm = torch.cat([-codes, codes.new_zeros(codes.shape[0], 1)], dim=1)
-    padding = gemm.new_zeros(-codes.shape[0] % BLOCK, gemm.shape[1])
-    padding[:, -1] = float("inf")
-    return torch.cat([gemm, padding])
+        shift = codebook.to(dtype).mean(0)
+        torch.sub(codebook, shift, out=codes)
+        norms = torch.linalg.vector_norm(codes, dim=1)
+        gemm[:n_codes, dim] = norms.square()
+        codes.mul_(-2.0)
+        return gemm, shift, norms.max()
+    norms = torch.linalg.vector_norm(codebook, dim=1, dtype=dtype)
+    torch.div(codebook, norms.clamp_min(COSINE_EPS)[:, None], out=codes).neg_()
+    return gemm, None, norms.new_ones(())
 
 
-def _gemm_rows(fast_rows: torch.Tensor) -> torch.Tensor:
-    return torch.cat([fast_rows, fast_rows.new_ones(fast_rows.shape[0], 1)], dim=1)
+def _fast_rows(rows: torch.Tensor, shift: torch.Tensor | None, metric: str, out: torch.Tensor) -> torch.Tensor:
+    """Rows in the fast space, written into ``out``: ``x - s`` (l2) or ``x / max(|x|, eps)`` (cosine)."""
+    if metric == "l2":
+        return torch.sub(rows, shift, out=out)
+    norms = torch.linalg.vector_norm(rows, dim=1, dtype=out.dtype)
+    return torch.div(rows, norms.clamp_min(COSINE_EPS)[:, None], out=out)
 
 
 def _score_tolerance(fast_rows, max_code_norm, dim, unit, metric) -> torch.Tensor:
@@ -217,14 +231,14 @@ def _candidates(scores: torch.Tensor, tolerance: torch.Tensor, k: int, mask: tor
     return scores.topk(count, dim=1, largest=False, sorted=False).indices
 
 
-def _rerank_exact(rows, exact_codebook, candidates, k, metric, max_chunk_elements):
+def _rerank_exact(rows, codebook, candidates, k, metric, max_chunk_elements):
     """Exact float64 distances of the candidates, then the k smallest by (distance, index)."""
     n, m = candidates.shape
     step = max(1, max_chunk_elements // (m * rows.shape[1]))
     idx_out, dist_out = [], []
     for start in range(0, n, step):
         cand = candidates[start : start + step].sort(dim=1).values  # index order first: ties -> lowest index
-        dist = exact_distances(rows[start : start + step, None, :], exact_codebook[cand], metric)
+        dist = exact_distances(rows[start : start + step, None, :], codebook[cand], metric)
         dist, order = dist.sort(dim=1, stable=True)
         idx_out.append(cand.gather(1, order[:, :k]))
         dist_out.append(dist[:, :k])

@@ -7,17 +7,17 @@ built or fails its first-use check), ``1`` (use the kernel, raise if it cannot b
 ``TOKENIZERS_ZOO_CUDA_ARCHS`` (e.g. ``"80;90"``) sets the architectures to build for; by default the visible
 GPU's, or sm_80 and sm_90 on a machine without one.
 
-The kernel is never trusted on its own. It only produces candidates: bf16 tensor-core scores on centred (or, for
-cosine, unit) vectors and per-lane lists of the best ones. :class:`CertifiedKernel` then certifies every row in
-torch (:mod:`tokenizers_zoo.ops.certified`: a rigorous bound on the kernel's score error, measured on the very
-operands it used, must prove that the lists hold the k nearest codes), re-ranks the candidates in float64 and
-sends the rows without a proof to an exact search: the chunked search of those rows in eager mode, the float64
-brute force of every row selected per row while a CUDA graph is being captured (no host sync). The answer
-therefore equals the float64 brute force on every input; only its speed depends on the data. (Before this
-design, an H200 run found the kernel's fixed-depth candidates wrong on dense, low-rank and offset codebooks.)
-The proof does rest on the lists' invariant (a code missing from a list scores no better than the list's last
-entry) and on listed scores belonging to their codes; the latter is re-checked per row in torch, the former by the
-first-use self-check (adversarial data, :data:`SELF_CHECK_CASES`) and ``tests/test_cuda_kernel.py``.
+The kernel is never trusted on its own. It only produces candidates: bf16 tensor-core scores on centred vectors
+(unit vectors for cosine, hi + lo pairs for D <= 3) and per-lane lists of the best ones. :class:`CertifiedKernel`
+then certifies every row in torch (:mod:`tokenizers_zoo.ops.certified`: a rigorous bound on the kernel's score
+error, measured on the very operands it used, must prove that the lists hold the k nearest codes), re-ranks the
+candidates in float64 and sends the rows without a proof to an exact search: the chunked search of those rows in
+eager mode, the float64 brute force of every row selected per row while a CUDA graph is being captured (no host
+sync). The answer therefore equals the float64 brute force on every input; only its speed depends on the data.
+(Before this design, an H200 run found the kernel's fixed-depth candidates wrong on dense, low-rank and offset
+codebooks.) The proof does rest on the lists' invariant (a code missing from a list scores no better than the list's
+last entry) and on listed scores belonging to their codes; the latter is re-checked per row in torch, the former by
+the first-use self-check (adversarial data, :data:`SELF_CHECK_CASES`) and ``tests/test_cuda_kernel.py``.
 """
 
 from __future__ import annotations
@@ -157,18 +157,15 @@ class CertifiedKernel:
         if n == 0:
             empty = x.new_empty((0, k), dtype=torch.int64)
             return certified.CertifiedSearch(empty, empty.float(), empty[:, 0].bool())
-        values, slots, rows, codes, norms, center = self.module.candidates(x, codebook, k, metric)
-        x_fast, c_fast = rows[:, :dim].float(), codes[:, :dim].float()
-        bias = norms if norms.numel() else codes.new_zeros(codes.shape[0], dtype=torch.float32)
-        if metric == "cosine":
-            tolerance = certified.tolerance_from_operands(x, codebook, metric, -x_fast, c_fast)
-        else:
-            augmented = norms.numel() == 0  # the norm entered the product as bf16 hi + lo
-            added = codes[:, dim].double() + codes[:, dim + 1].double() if augmented else norms.double()
-            tolerance = certified.tolerance_from_operands(x, codebook, metric, x_fast / -2, c_fast, added, center)
+        values, slots, rows, codes, bias, center = self.module.candidates(x, codebook, k, metric)
+        rows, codes = rows.float(), codes.float()
+        x_fast, c_fast, added = certified.read_operands(rows, codes, bias, dim)
+        tolerance = certified.tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added, center)
+        if bias.numel() == 0:  # folded into the product (D <= 32)
+            bias = codes.new_zeros(codes.shape[0])
         floor = values.view(n, -1, certified.list_depth(k))[:, :, -1].amin(dim=1)
         candidates = torch.where(slots < 0, codebook.shape[0], slots.long())
-        operands = certified.FastOperands(rows.float(), codes.float(), bias, tolerance)
+        operands = certified.FastOperands(rows, codes, bias, center, tolerance)
         codebook64 = codebook.to(torch.float64)
         result = certified.certify_candidates(
             x, codebook64, k, metric, candidates, values, floor, tolerance, max_chunk_elements(), operands
