@@ -17,10 +17,10 @@
 namespace {
 
 struct Plan {
-  int padded_dim;   // Dp: D (+2 augmented columns) rounded up to the reduction chunk
+  int padded_dim;   // Dp: D (x 4 for hi + lo, +2 augmented columns) rounded up to the reduction chunk
   int bk;           // reduction chunk
   bool augment;     // code bias folded into the MMA (D <= 32)
-  bool split;       // operands as bf16 hi + lo, four products per value (D <= 3: 4 D + 2 <= 16 columns)
+  bool hi_lo;       // operands as bf16 hi + lo, four products per value (D <= 3, where 4 D + 2 <= 16; or precise)
   bool resident;    // Dp == bk: row tile kept in registers
   int mt, lists_c;  // m16 tiles per warp (BM = 64 * mt), candidates per lane list
   int splits;
@@ -77,18 +77,16 @@ int choose_splits(int row_tiles, int code_tiles, int slots, int max_splits) {
   return best;
 }
 
-Plan make_plan(int n, int k_codes, int dim, int k, int sm_count) {
+Plan make_plan(int n, int k_codes, int dim, int k, bool precise, int sm_count) {
   Plan p{};
-  if (dim <= 32) {
-    p.augment = true;
-    p.split = dim <= 3;
-    p.padded_dim = round_up((p.split ? 4 * dim : dim) + 2, 16);
-    p.bk = p.padded_dim;
-  } else if (dim <= 64) {
-    p.padded_dim = round_up(dim, 16);
+  p.augment = dim <= 32;
+  p.hi_lo = precise || dim <= 3;
+  const int columns = (p.hi_lo ? 4 * dim : dim) + (p.augment ? 2 : 0);
+  if (columns <= 64) {  // resident: the row tile stays in registers
+    p.padded_dim = round_up(columns, 16);
     p.bk = p.padded_dim;
   } else {
-    p.padded_dim = round_up(dim, 32);
+    p.padded_dim = round_up(columns, 32);
     p.bk = p.padded_dim % 64 == 0 ? 64 : 32;
   }
   p.resident = p.padded_dim == p.bk;
@@ -104,14 +102,14 @@ Plan make_plan(int n, int k_codes, int dim, int k, int sm_count) {
 }
 
 template <typename T>
-void prepare(const at::Tensor& src, const at::Tensor& center, bool normalize, bool split, float scale, int augment,
+void prepare(const at::Tensor& src, const at::Tensor& center, bool normalize, const Plan& plan, bool codes, float scale,
              const float* code_bias, at::Tensor& dst, cudaStream_t stream) {
   const int64_t rows = src.size(0);
   const int threads = 256;
   const int64_t blocks = (rows * 32 + threads - 1) / threads;
   tzoo::prepare_rows<T><<<blocks, threads, 0, stream>>>(
       reinterpret_cast<const T*>(src.data_ptr()), rows, static_cast<int>(src.size(1)), src.stride(0), src.stride(1),
-      center.data_ptr<float>(), normalize, split, scale, augment, code_bias,
+      center.data_ptr<float>(), normalize, plan.hi_lo, codes, plan.augment, scale, code_bias,
       reinterpret_cast<__nv_bfloat16*>(dst.data_ptr<at::BFloat16>()), static_cast<int>(dst.size(1)));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -129,20 +127,20 @@ std::pair<at::Tensor, at::Tensor> center_and_bias(const at::Tensor& codebook, bo
 
 // The score pass only: fills the candidate lists and returns the bf16 operands it used (for the certificate).
 template <typename T>
-std::vector<at::Tensor> run(const at::Tensor& x, const at::Tensor& cb, int64_t k, bool cosine) {
+std::vector<at::Tensor> run(const at::Tensor& x, const at::Tensor& cb, int64_t k, bool cosine, bool precise) {
   const int n = static_cast<int>(x.size(0)), k_codes = static_cast<int>(cb.size(0)), dim = static_cast<int>(x.size(1));
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, x.get_device()));
-  const Plan plan = make_plan(n, k_codes, dim, static_cast<int>(k), sms);
+  const Plan plan = make_plan(n, k_codes, dim, static_cast<int>(k), precise, sms);
 
   auto bf16 = x.options().dtype(at::kBFloat16);
   auto f32 = x.options().dtype(at::kFloat);
   at::Tensor xp = at::empty({n, plan.padded_dim}, bf16);
   at::Tensor cp = at::empty({k_codes, plan.padded_dim}, bf16);
   auto [center, bias] = center_and_bias(cb, cosine);
-  prepare<T>(x, center, cosine, plan.split, -2.f, plan.augment ? 1 : 0, nullptr, xp, stream);
-  prepare<T>(cb, center, cosine, plan.split, 1.f, plan.augment ? 2 : 0, bias.data_ptr<float>(), cp, stream);
+  prepare<T>(x, center, cosine, plan, false, -2.f, nullptr, xp, stream);
+  prepare<T>(cb, center, cosine, plan, true, 1.f, bias.data_ptr<float>(), cp, stream);
   if (plan.augment) bias = at::empty({0}, f32);  // folded into cp: the score kernel adds no bias
 
   const int lists = plan.splits * tzoo::kListsPerCta * plan.lists_c;
@@ -160,11 +158,12 @@ std::vector<at::Tensor> run(const at::Tensor& x, const at::Tensor& cb, int64_t k
 
 // Candidate lists of the fused score pass, for the certified search in Python (tokenizers_zoo/ops/cuda.py):
 // [cand_val [N, L] float32 (+inf: empty), cand_idx [N, L] int32 (-1: empty), xp [N, Dp] and cp [K, Dp] bf16
-// operands (xp = -2 (x - m), cp = c - m, on unit vectors for cosine, as hi + lo blocks for D <= 3; then 1, 1 and
-// hi, lo of the bias when augmented), code bias [K] float32 (empty when augmented: D <= 32), centre m [D] float32].
+// operands (xp = -2 (x - m), cp = c - m, on unit vectors for cosine, as hi + lo blocks for D <= 3 or `precise`;
+// then 1, 1 and hi, lo of the bias when augmented), code bias [K] float32 (empty when augmented: D <= 32), centre m
+// [D] float32].
 // Each list holds the `depth` best scores of its share of the codebook, ascending (depth 4 for k <= 4, else 16).
 std::vector<at::Tensor> nearest_codeword_candidates(const at::Tensor& x, const at::Tensor& codebook, int64_t k,
-                                                    const std::string& metric) {
+                                                    const std::string& metric, bool precise) {
   TORCH_CHECK(x.is_cuda() && codebook.is_cuda(), "nearest_codeword_candidates: tensors must be on a CUDA device");
   TORCH_CHECK(x.device() == codebook.device(), "nearest_codeword_candidates: x and codebook on different devices");
   TORCH_CHECK(x.dim() == 2 && codebook.dim() == 2 && x.size(1) == codebook.size(1),
@@ -181,11 +180,13 @@ std::vector<at::Tensor> nearest_codeword_candidates(const at::Tensor& x, const a
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "nearest_codeword_candidates", [&] {
     using T = std::conditional_t<std::is_same_v<scalar_t, at::Half>, __half,
                                  std::conditional_t<std::is_same_v<scalar_t, at::BFloat16>, __nv_bfloat16, scalar_t>>;
-    out = run<T>(x, codebook, k, cosine);
+    out = run<T>(x, codebook, k, cosine, precise);
   });
   return out;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("candidates", &nearest_codeword_candidates, "candidate lists of the fused bf16 score pass (to be certified)");
+  m.def("candidates", &nearest_codeword_candidates, "candidate lists of the fused bf16 score pass (to be certified)",
+        py::arg("x"), py::arg("codebook"), py::arg("k"), py::arg("metric"),
+        py::arg("precise") = false);
 }

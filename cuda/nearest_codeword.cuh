@@ -4,7 +4,7 @@
 //
 // Two kernels, neither of which writes the N x K score matrix:
 //   1. prepare_rows:   rows of X or C -> centred (cosine: unit, then centred) bf16 rows padded to Dp (hi + lo
-//                      pairs for D <= 3), with the code bias folded into two extra columns when D <= 32
+//                      pairs for D <= 3 and in the precise pass), the code bias in two extra columns when D <= 32
 //                      ("augmented": the MMA then yields the score).
 //   2. score_topc:     one CTA per tile of BM rows (and per codebook split) sweeps its codes tile by tile with
 //                      mma.sync m16n8k16 (fp32 accumulate); each lane keeps the C best scores of each of its rows.
@@ -79,14 +79,14 @@ __device__ __forceinline__ float warp_sum(float v) {
 // ----------------------------------------------------------------------------------- 1. prepare rows
 
 // One warp per row: v = src - center, or src / max(||src||, eps) - center (normalize), times `scale`, written as
-// bf16 into dst[row, 0:D]. split (D <= 3): v as bf16 hi + lo in four blocks of D columns, [hi, hi, lo, lo] for X
-// (mode 1) against [hi, lo, hi, lo] for C (mode 2), so the MMA sums all four products. Then the two augmented
-// columns (mode 1: 1, 1; mode 2: hi, lo of code_bias[row]) and zeros up to Dp. Explicit _rn operations: no
-// contraction into FMAs, so the rounding is the emulation's (tokenizers_zoo/ops/certified.py).
+// bf16 into dst[row, 0:D]. hi_lo: v as bf16 hi + lo in four blocks of D columns, [hi, hi, lo, lo] for X against
+// [hi, lo, hi, lo] for C (`codes`), so the MMA sums all four products. augment: then two columns, 1, 1 for X and
+// hi, lo of code_bias[row] for C; zeros up to Dp. Explicit _rn operations: no contraction into FMAs, so the
+// rounding is the emulation's (tokenizers_zoo/ops/certified.py).
 template <typename T>
 __global__ void prepare_rows(const T* __restrict__ src, int64_t rows, int dim, int64_t stride_row,
-                             int64_t stride_col, const float* __restrict__ center, bool normalize, bool split,
-                             float scale, int augment, const float* __restrict__ code_bias,
+                             int64_t stride_col, const float* __restrict__ center, bool normalize, bool hi_lo,
+                             bool codes, bool augment, float scale, const float* __restrict__ code_bias,
                              __nv_bfloat16* __restrict__ dst, int padded_dim) {
   const int lane = threadIdx.x & 31;
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
@@ -101,24 +101,24 @@ __global__ void prepare_rows(const T* __restrict__ src, int64_t rows, int dim, i
     }
     inverse_norm = 1.f / fmaxf(sqrtf(warp_sum(sq)), 1e-12f);
   }
-  const int value_columns = split ? 4 * dim : dim;
+  const int value_columns = hi_lo ? 4 * dim : dim;
   __nv_bfloat16* out = dst + row * padded_dim;
   for (int d = lane; d < padded_dim; d += 32) {
     float v = 0.f;
     if (d < value_columns) {
       const float raw = to_float(in[(d % dim) * stride_col]);
       v = __fmul_rn(__fsub_rn(normalize ? __fmul_rn(raw, inverse_norm) : raw, center[d % dim]), scale);
-      if (split) {
+      if (hi_lo) {
         const float hi = __bfloat162float(__float2bfloat16(v));
         const int block = d / dim;
-        const bool low = augment == 1 ? block >= 2 : (block & 1) != 0;
+        const bool low = codes ? (block & 1) != 0 : block >= 2;
         v = low ? __fsub_rn(v, hi) : hi;
       }
-    } else if (augment == 1 && d < value_columns + 2) {
+    } else if (augment && !codes && d < value_columns + 2) {
       v = 1.f;
-    } else if (augment == 2 && d == value_columns) {
+    } else if (augment && codes && d == value_columns) {
       v = __bfloat162float(__float2bfloat16(code_bias[row]));
-    } else if (augment == 2 && d == value_columns + 1) {
+    } else if (augment && codes && d == value_columns + 1) {
       v = __fsub_rn(code_bias[row], __bfloat162float(__float2bfloat16(code_bias[row])));
     }
     out[d] = __float2bfloat16(v);

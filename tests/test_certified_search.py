@@ -166,8 +166,22 @@ def test_hi_lo_operands_certify_dense_codebooks_in_two_and_three_dimensions(dim)
     assert float(fallback_fraction(check_exact(x, codebook, 4, "l2", splits=8))) == 0.0
     ops = certified.prepare(x, codebook, "l2")
     assert ops.rows.shape[1] == 4 * dim + 2
-    x_fast, c_fast, _ = certified.read_operands(ops.rows, ops.codes, ops.bias, dim)
+    x_fast, c_fast, _ = certified.read_operands(ops.rows, ops.codes, ops.bias, dim, hi_lo=True)
     assert (x_fast - (x - ops.center)).abs().max() < 2.0**-15  # hi + lo: about 16 bits, not bf16's 8
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_the_precise_pass_certifies_low_rank_codebooks(metric):
+    """A rank-3 codebook in D = 16 defeats single bf16 operands (most rows unproven after the first pass); the
+    compact fallback proposes those rows again with hi + lo operands, which prove all of them: no exact search."""
+    generator = torch.Generator().manual_seed(14)
+    x, codebook = adversarial_case("low_rank", 60, 16384, 16, generator)
+    first = certified.certified_pass(x, codebook, 4, metric, splits=4, max_chunk_elements=1 << 21)
+    assert float(fallback_fraction(first)) > 0.5
+    final = check_exact(x, codebook, 4, metric, splits=4, fallback="compact")
+    assert float(fallback_fraction(final)) == 0.0
+    dense = check_exact(x, codebook, 4, metric, splits=4, fallback="dense")  # no retry without a read-back
+    assert torch.equal(dense.certified, first.certified)
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
@@ -195,8 +209,8 @@ class EmulatedExtension:
     def __init__(self, splits=1, fault=None):
         self.splits, self.fault = splits, fault
 
-    def candidates(self, x, codebook, k, metric):
-        ops = certified.prepare(x, codebook, metric)
+    def candidates(self, x, codebook, k, metric, precise):
+        ops = certified.prepare(x, codebook, metric, precise)
         scores = torch.addmm(ops.bias, ops.rows, ops.codes.T)
         slots, values, _ = certified.candidate_lists(scores, certified.list_depth(k), self.splits)
         if self.fault == "drop":
@@ -223,6 +237,10 @@ def test_kernel_route_certifies_the_extension_candidates(splits):
     assert not result.certified.all()
     x, codebook = adversarial_case("near_codes", 60, 800, 40, generator)
     assert bool(kernel.search(x, codebook, 1, "cosine").certified.all())
+    x, codebook = adversarial_case("low_rank", 40, 8000, 16, generator)  # the precise pass proves what the first cannot
+    assert not kernel.certified_pass(x, codebook, 4, "l2").certified.all()
+    result = kernel.search(x, codebook, 4, "l2")
+    assert result.certified.all() and torch.equal(result.indices, reference_search(x, codebook, 4, "l2")[0])
 
 
 def test_kernel_route_catches_broken_kernels():

@@ -213,24 +213,32 @@ def test_certificate_statistics_and_emulation(extension):
     assert float(fallback_fraction(result)) < 0.01
     emulated = certified_nearest_codeword(x, codebook, 1, "l2", fallback="compact")
     assert torch.equal(result.indices.cpu(), emulated.indices)
+    x, codebook = adversarial_case("low_rank", 1024, 16384, 16, generator)  # the precise (hi + lo) pass proves these
+    low_rank = extension.search(x.cuda(), codebook.cuda(), 4, "l2")
+    assert float(fallback_fraction(low_rank)) < 0.01
+    assert torch.equal(low_rank.indices, reference(x.cuda(), codebook.cuda(), 4, "l2")[0])
     x, codebook = adversarial_case("ties", 256, 3000, 8, generator)
     tied = extension.search(x.cuda(), codebook.cuda(), 3, "l2")
     assert float(fallback_fraction(tied)) > 0.5 and torch.equal(tied.indices.cpu(), reference(x, codebook, 3, "l2")[0])
 
 
+@pytest.mark.parametrize("precise", [False, True])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("dim", [2, 12, 40])
-def test_kernel_operands_are_the_emulation_operands(extension, dim, metric):
-    """The kernel's centring, normalisation, hi + lo split (D <= 3) and bias columns are those of
+def test_kernel_operands_are_the_emulation_operands(extension, dim, metric, precise):
+    """The kernel's centring, normalisation, hi + lo split (D <= 3, or the precise pass) and bias columns are those of
     ``certified.prepare``: same layout, same values up to the order of the float32 norm sums."""
     x, codebook = adversarial_case("offset", 300, 1000, dim, torch.Generator().manual_seed(dim))
-    _, _, rows, codes, bias, center = extension.module.candidates(x.cuda(), codebook.cuda(), 1, metric)
-    ops = certified.prepare(x, codebook, metric)
+    _, _, rows, codes, bias, center = extension.module.candidates(x.cuda(), codebook.cuda(), 1, metric, precise)
+    ops = certified.prepare(x, codebook, metric, precise)
+    hi_lo = certified.hi_lo_operands(dim, precise)
     width = ops.rows.shape[1]
     assert not rows[:, width:].float().any() and not codes[:, width:].float().any()  # zero padding
     torch.testing.assert_close(center.cpu(), ops.center, rtol=1e-6, atol=1e-7)
-    kernel_x, kernel_c, kernel_bias = certified.read_operands(rows.float().cpu(), codes.float().cpu(), bias.cpu(), dim)
-    emulated_x, emulated_c, emulated_bias = certified.read_operands(ops.rows, ops.codes, ops.bias, dim)
+    kernel_x, kernel_c, kernel_bias = certified.read_operands(
+        rows.float().cpu(), codes.float().cpu(), bias.cpu(), dim, hi_lo
+    )
+    emulated_x, emulated_c, emulated_bias = certified.read_operands(ops.rows, ops.codes, ops.bias, dim, hi_lo)
     for kernel_value, emulated_value in ((kernel_x, emulated_x), (kernel_c, emulated_c)):
         ulp = emulated_value.abs() * 2.0**-7 + 1e-30  # one bf16 step: a norm summed in another order may round over
         assert ((kernel_value - emulated_value).abs() <= ulp).all()

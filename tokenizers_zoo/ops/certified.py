@@ -21,8 +21,10 @@
 
 The fallback has two forms, both exact on every input. ``"dense"`` runs the float64 brute force on every row and
 selects per row with ``torch.where``: no host sync and no data-dependent shape (CUDA-graph capture, compile), at
-the cost of a full exact search. ``"compact"`` gathers the failed rows (one read-back of their count) and re-runs
-only them through the exact chunked search: the eager choice. Plain torch cannot skip the work of certified rows
+the cost of a full exact search. ``"compact"`` gathers the failed rows (one read-back of their indices), proposes
+them again with bf16 hi + lo operands (the precise pass: about 2^-16 relative rounding for four times the product
+width; it certifies dense and low-rank codebooks) and re-runs only the rows still unproven through the exact
+chunked search: the eager choice. Plain torch cannot skip the work of certified rows
 without that read-back; a device kernel can (rows it certifies return early).
 """
 
@@ -47,7 +49,9 @@ SCORE_LIMIT = 2.0**100
 LISTS_PER_SPLIT = 8  # the kernel's kListsPerCta: 2 warps along the codes x 4 lanes of a quad
 TILE_CODES = 128  # the kernel's kBN
 AUGMENT_MAX_DIM = 32  # D <= 32: the code bias folded into the product as two bf16 columns
-SPLIT_MAX_DIM = 3  # D <= 3: operands as bf16 hi + lo, all four products (4 D + 2 <= 16, the MMA's K width)
+HI_LO_MAX_DIM = 3  # D <= 3: operands as bf16 hi + lo, all four products (4 D + 2 <= 16, the MMA's K width)
+"""Above it, hi + lo operands are the precise pass's: rows the first pass cannot prove are proposed again with them
+(four times the product width, about 2^-16 instead of 2^-8 relative rounding) before any exact search."""
 
 
 class CertifiedSearch(NamedTuple):
@@ -125,32 +129,34 @@ def _bias(codes64: torch.Tensor, shift: torch.Tensor, metric: str) -> torch.Tens
     return bias + (1.0 - codes64.square().sum(1)) if metric == "cosine" else bias
 
 
-def prepare(x: torch.Tensor, codebook: torch.Tensor, metric: str) -> FastOperands:
-    """Round rows and codes as the kernel does, and bound the score error of every row (see :func:`score_tolerance`)."""
+def prepare(x: torch.Tensor, codebook: torch.Tensor, metric: str, precise: bool = False) -> FastOperands:
+    """Round rows and codes as the kernel does, and bound the score error of every row (see :func:`score_tolerance`);
+    ``precise``: hi + lo operands at any D (the retry pass)."""
     x32, c32 = x.to(torch.float32), codebook.to(torch.float32)
     if metric == "cosine":
         x32, c32 = _unit(x32), _unit(c32)
     center = code_center(codebook, metric)
     bias = code_bias(codebook, metric, center)
-    rows, codes = operand_columns(x32 - center, c32 - center, bias)
-    x_fast, c_fast, added_bias = read_operands(rows, codes, bias, x.shape[1])
-    tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added_bias, center)
+    hi_lo = hi_lo_operands(x.shape[1], precise)
+    rows, codes = operand_columns(x32 - center, c32 - center, bias, hi_lo)
+    x_fast, c_fast, added_bias = read_operands(rows, codes, bias, x.shape[1], hi_lo)
+    tolerance = tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added_bias, center, hi_lo)
     if x.shape[1] <= AUGMENT_MAX_DIM:
         bias = bias.new_zeros(len(bias))  # folded into the product
     return FastOperands(rows, codes, bias, center, tolerance)
 
 
-def bf16_terms(dim: int) -> int:
-    """bf16 terms per operand value: 2 (hi + lo) for D <= 3, else 1."""
-    return 2 if dim <= SPLIT_MAX_DIM else 1
+def hi_lo_operands(dim: int, precise: bool) -> bool:
+    """Whether operands are bf16 hi + lo pairs: always for D <= 3 (free), else in the precise pass."""
+    return precise or dim <= HI_LO_MAX_DIM
 
 
-def operand_columns(rows: torch.Tensor, codes: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def operand_columns(rows, codes, bias, hi_lo: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The kernel's bf16 operand columns (held in float32) from centred float32 rows and codes: ``-2 x~`` and ``c~``;
-    split (D <= 3): ``[x1, x1, x2, x2]`` against ``[c1, c2, c1, c2]`` (hi, lo terms); augmented (D <= 32): then
-    ``1, 1`` against the bias's hi, lo."""
+    hi + lo: ``[x1, x1, x2, x2]`` against ``[c1, c2, c1, c2]`` (hi, lo terms); augmented (D <= 32): then ``1, 1``
+    against the bias's hi, lo."""
     dim = rows.shape[1]
-    if bf16_terms(dim) == 2:
+    if hi_lo:
         x_hi, c_hi = _bf16(rows), _bf16(codes)
         x_lo, c_lo = _bf16(rows - x_hi), _bf16(codes - c_hi)
         row_cols, code_cols = [x_hi, x_hi, x_lo, x_lo], [c_hi, c_lo, c_hi, c_lo]
@@ -164,26 +170,25 @@ def operand_columns(rows: torch.Tensor, codes: torch.Tensor, bias: torch.Tensor)
     return torch.cat(row_cols, dim=1), torch.cat(code_cols, dim=1)
 
 
-def read_operands(rows: torch.Tensor, codes: torch.Tensor, bias: torch.Tensor, dim: int):
+def read_operands(rows: torch.Tensor, codes: torch.Tensor, bias: torch.Tensor, dim: int, hi_lo: bool):
     """Inverse of :func:`operand_columns`: ``x~``, ``c~`` (float32, the sums of their terms, exact) and the code bias
     as the kernel added it (float64: hi + lo when augmented, else ``bias``)."""
-    split = bf16_terms(dim) == 2
-    x_fast = (rows[:, :dim] + rows[:, 2 * dim : 3 * dim] if split else rows[:, :dim]) / -2
-    c_fast = codes[:, :dim] + codes[:, dim : 2 * dim] if split else codes[:, :dim]
+    x_fast = (rows[:, :dim] + rows[:, 2 * dim : 3 * dim] if hi_lo else rows[:, :dim]) / -2
+    c_fast = codes[:, :dim] + codes[:, dim : 2 * dim] if hi_lo else codes[:, :dim]
     if dim > AUGMENT_MAX_DIM:
         return x_fast, c_fast, bias.double()
-    column = bf16_terms(dim) ** 2 * dim
+    column = 4 * dim if hi_lo else dim
     return x_fast, c_fast, codes[:, column].double() + codes[:, column + 1].double()
 
 
-def tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added_bias, center) -> torch.Tensor:
+def tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added_bias, center, hi_lo: bool) -> torch.Tensor:
     """:func:`score_tolerance` for the operands a search really used: ``x~``, ``c~`` (unscaled), the code bias as it
     was added (float64 of hi + lo, or of the float32 bias) and the centre ``m``."""
     ideal = ideal_operands(x, codebook, metric, center)
-    return score_tolerance(x_fast, c_fast, added_bias, ideal, metric)
+    return score_tolerance(x_fast, c_fast, added_bias, ideal, metric, hi_lo)
 
 
-def score_tolerance(x_fast, c_fast, added_bias, ideal: IdealOperands, metric: str) -> torch.Tensor:
+def score_tolerance(x_fast, c_fast, added_bias, ideal: IdealOperands, metric: str, hi_lo: bool) -> torch.Tensor:
     """Per row, ``E`` with ``|s_j - S_j| <= E`` for every code j, plus the float64 reference's own rounding.
 
     ``S_j = B_j - 2 X.C_j`` with the exact operands ``X, C_j, B_j`` (:func:`ideal_operands`), ``s_j = fl(b_j - 2
@@ -199,7 +204,7 @@ def score_tolerance(x_fast, c_fast, added_bias, ideal: IdealOperands, metric: st
     (never certified).
     """
     dim = x_fast.shape[1]
-    terms = bf16_terms(dim) ** 2 * dim + 2  # exact products and bias terms summed in float32
+    terms = (4 if hi_lo else 1) * dim + 2  # exact products and bias terms summed in float32
     slack = 1.0 + 2.0**-40
 
     def norms(a: torch.Tensor) -> torch.Tensor:
@@ -299,10 +304,21 @@ def certify_candidates(
     return CertifiedSearch(*(torch.cat(column) for column in zip(*parts)))
 
 
-def apply_fallback(x, codebook, k, metric, result: CertifiedSearch, fallback: str, max_chunk_elements: int):
-    """Exact answers for the rows ``result`` could not certify (``"dense"`` or ``"compact"``, see the module doc)."""
+def apply_fallback(x, codebook, k, metric, result: CertifiedSearch, fallback: str, max_chunk_elements, retry=None):
+    """Exact answers for the rows ``result`` could not certify (``"dense"`` or ``"compact"``, see the module doc).
+
+    ``retry`` (compact only, D > 3): a callable giving the precise pass's :class:`CertifiedSearch` of the rows it is
+    given; the rows it certifies keep its answer, the others go to the exact chunked search.
+    """
     if fallback == "compact":
-        return resolve_compact(x, codebook, k, metric, result, max_chunk_elements)
+        if retry is not None and x.shape[1] > HI_LO_MAX_DIM:
+            result = resolve_compact(x, result, retry)
+
+        def exact(rows):
+            indices, distances = nearest_codeword_chunked(rows, codebook, k, metric, max_chunk_elements)
+            return CertifiedSearch(indices, distances, torch.zeros_like(indices[:, 0], dtype=torch.bool))
+
+        return resolve_compact(x, result, exact)
     codebook64 = codebook.to(torch.float64)
     step = max(1, max_chunk_elements // (codebook.shape[0] * codebook.shape[1]))
     indices, distances = [], []
@@ -334,19 +350,29 @@ def certified_nearest_codeword(
     """The k nearest codes of each row, certified or from the exact fallback: equal to a float64 brute force.
 
     ``splits``: codebook splits of the emulated kernel launch (candidate lists = 8 x splits). ``fallback``:
-    ``"dense"`` (no host sync) or ``"compact"`` (re-search only the failed rows; reads their count back).
+    ``"dense"`` (no host sync: the float64 brute force, selected per row) or ``"compact"`` (reads the failed rows'
+    count back: the precise hi + lo pass on them, then the exact chunked search of what it cannot prove either).
     """
     if fallback not in ("dense", "compact"):
         raise ValueError(f"fallback must be 'dense' or 'compact', got {fallback!r}")
-    n, n_codes = x.shape[0], codebook.shape[0]
-    if n == 0:
+    if x.shape[0] == 0:
         empty = x.new_empty((0, k), dtype=torch.int64)
         return CertifiedSearch(empty, empty.to(torch.float32), empty[:, 0].bool())
-    operands = prepare(x, codebook, metric)
+    search = functools.partial(
+        certified_pass, codebook=codebook, k=k, metric=metric, splits=splits, max_chunk_elements=max_chunk_elements
+    )
+    retry = functools.partial(search, precise=True)
+    return apply_fallback(x, codebook, k, metric, search(x), fallback, max_chunk_elements, retry)
+
+
+def certified_pass(x, codebook, k, metric, splits, max_chunk_elements, precise=False) -> CertifiedSearch:
+    """One emulated kernel pass over rows ``x`` (chunks of rows whose scores stay under ``max_chunk_elements``),
+    certified and re-ranked, before any fallback."""
+    operands = prepare(x, codebook, metric, precise)
     codebook64 = codebook.to(torch.float64)
-    rows_per_chunk = max(1, max_chunk_elements // n_codes)
+    rows_per_chunk = max(1, max_chunk_elements // codebook.shape[0])
     parts = []
-    for start in range(0, n, rows_per_chunk):
+    for start in range(0, x.shape[0], rows_per_chunk):
         rows = slice(start, start + rows_per_chunk)
         scores = torch.addmm(operands.bias, operands.rows[rows], operands.codes.T)
         lists = candidate_lists(scores, list_depth(k), splits)
@@ -354,19 +380,19 @@ def certified_nearest_codeword(
         parts.append(
             certify_candidates(x[rows], codebook64, k, metric, *lists, chunk.tolerance, max_chunk_elements, chunk)
         )
-    result = CertifiedSearch(*(torch.cat(column) for column in zip(*parts)))
-    return apply_fallback(x, codebook, k, metric, result, fallback, max_chunk_elements)
+    return CertifiedSearch(*(torch.cat(column) for column in zip(*parts)))
 
 
-def resolve_compact(x, codebook, k, metric, result: CertifiedSearch, max_chunk_elements: int) -> CertifiedSearch:
-    """Replace the uncertified rows by the exact chunked search of those rows alone (one host read-back)."""
+def resolve_compact(x, result: CertifiedSearch, search) -> CertifiedSearch:
+    """Replace the uncertified rows by ``search`` of those rows alone (one host read-back of their indices); a row
+    stays uncertified unless ``search`` certified it."""
     failed = (~result.certified).nonzero()[:, 0]
     if failed.numel() == 0:
         return result
-    exact_idx, exact_dist = nearest_codeword_chunked(x[failed], codebook, k, metric, max_chunk_elements)
-    indices, distances = result.indices.clone(), result.distances.clone()
-    indices[failed], distances[failed] = exact_idx, exact_dist
-    return CertifiedSearch(indices, distances, result.certified)
+    again = search(x[failed])
+    indices, distances, certified = result.indices.clone(), result.distances.clone(), result.certified.clone()
+    indices[failed], distances[failed], certified[failed] = again.indices, again.distances, again.certified
+    return CertifiedSearch(indices, distances, certified)
 
 
 def fallback_fraction(result: CertifiedSearch) -> torch.Tensor:

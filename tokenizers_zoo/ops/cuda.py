@@ -153,26 +153,32 @@ class CertifiedKernel:
         if x.dtype != codebook.dtype:
             dtype = torch.promote_types(x.dtype, codebook.dtype)
             x, codebook = x.to(dtype), codebook.to(dtype)
-        n, dim = x.shape
-        if n == 0:
+        if x.shape[0] == 0:
             empty = x.new_empty((0, k), dtype=torch.int64)
             return certified.CertifiedSearch(empty, empty.float(), empty[:, 0].bool())
-        values, slots, rows, codes, bias, center = self.module.candidates(x, codebook, k, metric)
+        result = self.certified_pass(x, codebook, k, metric)
+        capturing = x.is_cuda and torch.cuda.is_current_stream_capturing()
+        fallback = "dense" if capturing else "compact"
+        retry = functools.partial(self.certified_pass, codebook=codebook, k=k, metric=metric, precise=True)
+        return certified.apply_fallback(x, codebook, k, metric, result, fallback, max_chunk_elements(), retry)
+
+    def certified_pass(self, x, codebook, k, metric, precise=False) -> certified.CertifiedSearch:
+        """One kernel pass (``precise``: hi + lo operands), its lists certified and re-ranked, before any fallback."""
+        dim = x.shape[1]
+        values, slots, rows, codes, bias, center = self.module.candidates(x, codebook, k, metric, precise)
+        hi_lo = certified.hi_lo_operands(dim, precise)
         rows, codes = rows.float(), codes.float()
-        x_fast, c_fast, added = certified.read_operands(rows, codes, bias, dim)
-        tolerance = certified.tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added, center)
+        x_fast, c_fast, added = certified.read_operands(rows, codes, bias, dim, hi_lo)
+        tolerance = certified.tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added, center, hi_lo)
         if bias.numel() == 0:  # folded into the product (D <= 32)
             bias = codes.new_zeros(codes.shape[0])
-        floor = values.view(n, -1, certified.list_depth(k))[:, :, -1].amin(dim=1)
+        floor = values.view(x.shape[0], -1, certified.list_depth(k))[:, :, -1].amin(dim=1)
         candidates = torch.where(slots < 0, codebook.shape[0], slots.long())
         operands = certified.FastOperands(rows, codes, bias, center, tolerance)
         codebook64 = codebook.to(torch.float64)
-        result = certified.certify_candidates(
+        return certified.certify_candidates(
             x, codebook64, k, metric, candidates, values, floor, tolerance, max_chunk_elements(), operands
         )
-        capturing = x.is_cuda and torch.cuda.is_current_stream_capturing()
-        fallback = "dense" if capturing else "compact"
-        return certified.apply_fallback(x, codebook, k, metric, result, fallback, max_chunk_elements())
 
 
 @functools.cache
