@@ -24,8 +24,8 @@ selects per row with ``torch.where``: no host sync and no data-dependent shape (
 the cost of a full exact search. ``"compact"`` gathers the failed rows (one read-back of their indices), proposes
 them again with bf16 hi + lo operands (the precise pass: about 2^-16 relative rounding for four times the product
 width; it certifies dense and low-rank codebooks) and re-runs only the rows still unproven through the exact
-chunked search: the eager choice. Plain torch cannot skip the work of certified rows
-without that read-back; a device kernel can (rows it certifies return early).
+chunked search: the eager choice. Plain torch cannot skip the work of certified rows without that read-back; a
+device kernel can (rows it certifies return early).
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ class CertifiedSearch(NamedTuple):
 class FastOperands(NamedTuple):
     """The kernel's bf16 operands (held in float32) and the per-row score error bound."""
 
-    rows: torch.Tensor  # [N, D'] -2 x~ (as hi, hi, lo, lo blocks for D <= 3; then two columns of 1 when augmented)
-    codes: torch.Tensor  # [K, D'] c~ (hi, lo, hi, lo blocks for D <= 3; then bf16 hi, lo of the bias when augmented)
+    rows: torch.Tensor  # [N, D'] -2 x~ (hi, hi, lo, lo blocks when hi + lo; then two columns of 1 when augmented)
+    codes: torch.Tensor  # [K, D'] c~ (hi, lo, hi, lo blocks when hi + lo; then bf16 hi, lo of the bias when augmented)
     bias: torch.Tensor  # [K] float32 code bias added to the product (zeros when augmented)
     center: torch.Tensor  # [D] float32 m, subtracted from rows and codes (after normalisation for cosine)
     tolerance: torch.Tensor  # [N] float64: E, a bound on |fast score - exact score| for every code
@@ -171,14 +171,15 @@ def operand_columns(rows, codes, bias, hi_lo: bool) -> tuple[torch.Tensor, torch
 
 
 def read_operands(rows: torch.Tensor, codes: torch.Tensor, bias: torch.Tensor, dim: int, hi_lo: bool):
-    """Inverse of :func:`operand_columns`: ``x~``, ``c~`` (float32, the sums of their terms, exact) and the code bias
-    as the kernel added it (float64: hi + lo when augmented, else ``bias``)."""
+    """Inverse of :func:`operand_columns`: ``x~``, ``c~`` and the code bias as the kernel added it (hi + lo when
+    augmented, else ``bias``), in float64, where every sum of terms is exact (hi + lo spans at most 32 bits)."""
+    rows, codes = rows.double(), codes.double()
     x_fast = (rows[:, :dim] + rows[:, 2 * dim : 3 * dim] if hi_lo else rows[:, :dim]) / -2
     c_fast = codes[:, :dim] + codes[:, dim : 2 * dim] if hi_lo else codes[:, :dim]
     if dim > AUGMENT_MAX_DIM:
         return x_fast, c_fast, bias.double()
     column = 4 * dim if hi_lo else dim
-    return x_fast, c_fast, codes[:, column].double() + codes[:, column + 1].double()
+    return x_fast, c_fast, codes[:, column] + codes[:, column + 1]
 
 
 def tolerance_from_operands(x, codebook, metric, x_fast, c_fast, added_bias, center, hi_lo: bool) -> torch.Tensor:
@@ -289,7 +290,8 @@ def certify_candidates(
     absence changes the answer, by the self-check and the GPU tests.
     """
     n_codes = codebook64.shape[0]
-    step = max(1, max_chunk_elements // (candidates.shape[1] * codebook64.shape[1]))
+    width = codebook64.shape[1] if operands is None else max(codebook64.shape[1], operands.codes.shape[1])
+    step = max(1, max_chunk_elements // (candidates.shape[1] * width))
     parts = []
     for start in range(0, x.shape[0], step):
         rows = slice(start, start + step)
