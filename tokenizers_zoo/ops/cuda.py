@@ -114,7 +114,8 @@ SELF_CHECK_CASES = (  # (data kind, N, K, D, k, metric, dtype): every kernel var
     ("offset", 64, 1000, 12, 4, "l2", torch.bfloat16),
     ("dense_low_dim", 64, 5000, 1, 4, "l2", torch.float32),
     ("dense_low_dim", 64, 5000, 3, 1, "l2", torch.float64),
-    ("low_rank", 64, 2000, 16, 4, "cosine", torch.float16),
+    ("low_rank", 64, 2000, 16, 4, "cosine", torch.float16),  # low rank: the precise (hi + lo) pass, streamed,
+    ("low_rank", 64, 4000, 100, 2, "l2", torch.float32),  # augmented at D = 16, with a float32 bias at D = 100
     ("duplicates", 64, 700, 12, 1, "l2", torch.float32),
     ("ties", 32, 300, 8, 3, "l2", torch.float32),
     ("tiny", 64, 500, 16, 2, "l2", torch.float16),
