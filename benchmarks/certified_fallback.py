@@ -10,7 +10,8 @@ compared with the exact chunked search ("wrong" must be 0).
 
 On ``--device cpu`` the torch emulation runs with ``--splits`` codebook splits (the kernel chooses its own by
 occupancy: up to 32 lists on an H200); on ``--device cuda`` the kernel itself runs (``TOKENIZERS_ZOO_CUDA=1``), and
-the certified route and the exact chunked search are both timed (median of ``--repeats`` after a warm-up).
+the certified route and the exact chunked search are both timed (median of ``--repeats`` after a warm-up, CUDA events:
+``nearest_codeword.cuda_time``).
 
     python benchmarks/certified_fallback.py --device cpu
     TOKENIZERS_ZOO_CUDA=1 python benchmarks/certified_fallback.py --device cuda
@@ -23,11 +24,10 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 
 import torch
+from nearest_codeword import cuda_time
 
 from tokenizers_zoo.atomic import atomic_write
 from tokenizers_zoo.ops.adversarial import adversarial_case
@@ -87,19 +87,6 @@ def run_case(case, rows: int, device: str, splits: int, repeats: int) -> dict:
     if device == "cuda":
         row["certified_ms"], row["exact_ms"] = cuda_time(search, repeats), cuda_time(exact, repeats)
     return row
-
-
-def cuda_time(fn, repeats: int) -> float:
-    """Median milliseconds of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
 
 
 def table(rows: list[dict]) -> str:

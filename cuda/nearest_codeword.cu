@@ -115,7 +115,8 @@ void prepare(const at::Tensor& src, const at::Tensor& center, bool normalize, co
 }
 
 // The centre m (the mean code; of the unit codes for cosine) and the code bias b (float64, rounded once to float32):
-// ||c - m||^2, plus 1 - ||c_hat||^2 for cosine (0 unless the code is shorter than eps). As certified.py computes them.
+// ||c - m||^2, plus 1 - ||c_hat||^2 for cosine (0 unless the code is shorter than eps), as certified.center_and_bias
+// computes them.
 std::pair<at::Tensor, at::Tensor> center_and_bias(const at::Tensor& codebook, bool cosine) {
   at::Tensor codes = codebook.to(at::kDouble);
   if (cosine) codes = codes * (1.0 / codes.square().sum(1, true).sqrt().clamp_min(1e-12));

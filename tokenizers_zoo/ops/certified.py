@@ -107,14 +107,12 @@ def ideal_operands(x: torch.Tensor, codebook: torch.Tensor, metric: str, center:
     return IdealOperands(rows, codes, bias, margin * scale_x, margin * scale_c, 4 * margin * scale_c**2)
 
 
-def code_bias(codebook: torch.Tensor, metric: str, center: torch.Tensor) -> torch.Tensor:
-    """The float32 code bias the kernel adds (the float64 ideal bias, rounded once)."""
-    return _bias(_exact_vectors(codebook, metric), center.to(torch.float64), metric).to(torch.float32)
-
-
-def code_center(codebook: torch.Tensor, metric: str) -> torch.Tensor:
-    """The float32 centre ``m``: the mean code (of the unit codes for cosine); any value keeps the search exact."""
-    return _exact_vectors(codebook, metric).mean(0).to(torch.float32)
+def center_and_bias(codebook: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float32 centre ``m`` (the mean code, of the unit codes for cosine; any value keeps the search exact) and
+    the float32 code bias the kernel adds (the float64 ideal bias, rounded once), from one float64 pass."""
+    codes = _exact_vectors(codebook, metric)
+    center = codes.mean(0).to(torch.float32)
+    return center, _bias(codes, center.to(torch.float64), metric).to(torch.float32)
 
 
 def _exact_vectors(a: torch.Tensor, metric: str) -> torch.Tensor:
@@ -135,8 +133,7 @@ def prepare(x: torch.Tensor, codebook: torch.Tensor, metric: str, precise: bool 
     x32, c32 = x.to(torch.float32), codebook.to(torch.float32)
     if metric == "cosine":
         x32, c32 = _unit(x32), _unit(c32)
-    center = code_center(codebook, metric)
-    bias = code_bias(codebook, metric, center)
+    center, bias = center_and_bias(codebook, metric)
     hi_lo = hi_lo_operands(x.shape[1], precise)
     rows, codes = operand_columns(x32 - center, c32 - center, bias, hi_lo)
     x_fast, c_fast, added_bias = read_operands(rows, codes, bias, x.shape[1], hi_lo)
@@ -268,18 +265,18 @@ def certify(candidate_scores, floor, tolerance, k: int) -> torch.Tensor:
     return torch.isfinite(kth) & (gap > 2 * tolerance)
 
 
-def rerank(x: torch.Tensor, codebook64: torch.Tensor, candidates: torch.Tensor, k: int, metric: str):
+def rerank(x: torch.Tensor, codebook: torch.Tensor, candidates: torch.Tensor, k: int, metric: str):
     """The k nearest candidates by exact float64 (distance, index); slot ``K`` (empty) is never chosen over a code."""
-    n_codes = codebook64.shape[0]
+    n_codes = codebook.shape[0]
     candidates = candidates.sort(dim=1).values  # index order first: ties -> lowest index
-    distances = exact_distances(x[:, None, :], codebook64[candidates.clamp_max(n_codes - 1)], metric)
+    distances = exact_distances(x[:, None, :], codebook[candidates.clamp_max(n_codes - 1)], metric)
     distances = distances.masked_fill(candidates == n_codes, math.inf)
     distances, order = distances.sort(dim=1, stable=True)
     return candidates.gather(1, order[:, :k]), distances[:, :k]
 
 
 def certify_candidates(
-    x, codebook64, k, metric, candidates, candidate_scores, floor, tolerance, max_chunk_elements, operands=None
+    x, codebook, k, metric, candidates, candidate_scores, floor, tolerance, max_chunk_elements, operands=None
 ):
     """Certificate and exact re-rank of candidate lists (``candidates`` ``[N, L]``, ``K`` = empty slot), in row
     blocks whose gathered codes stay under ``max_chunk_elements``: a :class:`CertifiedSearch` before any fallback.
@@ -289,13 +286,13 @@ def certify_candidates(
     certified. That catches a search that mislabels codes; a code missing from every list is caught only where its
     absence changes the answer, by the self-check and the GPU tests.
     """
-    n_codes = codebook64.shape[0]
-    width = codebook64.shape[1] if operands is None else max(codebook64.shape[1], operands.codes.shape[1])
+    n_codes = codebook.shape[0]
+    width = codebook.shape[1] if operands is None else max(codebook.shape[1], operands.codes.shape[1])
     step = max(1, max_chunk_elements // (candidates.shape[1] * width))
     parts = []
     for start in range(0, x.shape[0], step):
         rows = slice(start, start + step)
-        indices, distances = rerank(x[rows], codebook64, candidates[rows], k, metric)
+        indices, distances = rerank(x[rows], codebook, candidates[rows], k, metric)
         ok = certify(candidate_scores[rows], floor[rows], tolerance[rows], k)
         if operands is not None:
             slots = candidates[rows].clamp_max(n_codes - 1)
@@ -321,21 +318,20 @@ def apply_fallback(x, codebook, k, metric, result: CertifiedSearch, fallback: st
             return CertifiedSearch(indices, distances, torch.zeros_like(indices[:, 0], dtype=torch.bool))
 
         return resolve_compact(x, result, exact)
-    codebook64 = codebook.to(torch.float64)
     step = max(1, max_chunk_elements // (codebook.shape[0] * codebook.shape[1]))
     indices, distances = [], []
     for start in range(0, x.shape[0], step):
         rows = slice(start, start + step)
-        exact_idx, exact_dist = exact_dense(x[rows], codebook64, k, metric)
+        exact_idx, exact_dist = exact_dense(x[rows], codebook, k, metric)
         proven = result.certified[rows, None]
         indices.append(torch.where(proven, result.indices[rows], exact_idx))
         distances.append(torch.where(proven, result.distances[rows], exact_dist.to(torch.float32)))
     return CertifiedSearch(torch.cat(indices), torch.cat(distances), result.certified)
 
 
-def exact_dense(x: torch.Tensor, codebook64: torch.Tensor, k: int, metric: str):
+def exact_dense(x: torch.Tensor, codebook: torch.Tensor, k: int, metric: str):
     """Float64 brute force of rows ``x`` by direct differences (the reference's formula), ties to the lowest index."""
-    distances, order = exact_distances(x[:, None, :], codebook64[None], metric).sort(dim=1, stable=True)
+    distances, order = exact_distances(x[:, None, :], codebook[None], metric).sort(dim=1, stable=True)
     return order[:, :k], distances[:, :k]
 
 
@@ -371,7 +367,6 @@ def certified_pass(x, codebook, k, metric, splits, max_chunk_elements, precise=F
     """One emulated kernel pass over rows ``x`` (chunks of rows whose scores stay under ``max_chunk_elements``),
     certified and re-ranked, before any fallback."""
     operands = prepare(x, codebook, metric, precise)
-    codebook64 = codebook.to(torch.float64)
     rows_per_chunk = max(1, max_chunk_elements // codebook.shape[0])
     parts = []
     for start in range(0, x.shape[0], rows_per_chunk):
@@ -380,7 +375,7 @@ def certified_pass(x, codebook, k, metric, splits, max_chunk_elements, precise=F
         lists = candidate_lists(scores, list_depth(k), splits)
         chunk = operands._replace(rows=operands.rows[rows], tolerance=operands.tolerance[rows])
         parts.append(
-            certify_candidates(x[rows], codebook64, k, metric, *lists, chunk.tolerance, max_chunk_elements, chunk)
+            certify_candidates(x[rows], codebook, k, metric, *lists, chunk.tolerance, max_chunk_elements, chunk)
         )
     return CertifiedSearch(*(torch.cat(column) for column in zip(*parts)))
 

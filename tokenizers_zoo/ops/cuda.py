@@ -176,9 +176,8 @@ class CertifiedKernel:
         floor = values.view(x.shape[0], -1, certified.list_depth(k))[:, :, -1].amin(dim=1)
         candidates = torch.where(slots < 0, codebook.shape[0], slots.long())
         operands = certified.FastOperands(rows, codes, bias, center, tolerance)
-        codebook64 = codebook.to(torch.float64)
         return certified.certify_candidates(
-            x, codebook64, k, metric, candidates, values, floor, tolerance, max_chunk_elements(), operands
+            x, codebook, k, metric, candidates, values, floor, tolerance, max_chunk_elements(), operands
         )
 
 
